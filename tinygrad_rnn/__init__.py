@@ -1,0 +1,28 @@
+"""tinygrad_rnn: a small tape-based autograd over numpy, built for recurrent networks.
+
+The engine is four files: `tensor` (Tensor and the Function plug-in API), `tape` (the
+record of ops and backward as its reverse sweep), `ops` (the built-in ops, a table of
+derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
+"""
+
+from tinygrad_rnn.gradcheck import GradcheckError, gradcheck
+from tinygrad_rnn.ops import concat, softmax_cross_entropy, stack
+from tinygrad_rnn.tape import Tape, is_grad_enabled, no_grad, unbroadcast
+from tinygrad_rnn.tensor import Context, Function, Tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Context",
+    "Function",
+    "GradcheckError",
+    "Tape",
+    "Tensor",
+    "concat",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "softmax_cross_entropy",
+    "stack",
+    "unbroadcast",
+]

@@ -1,0 +1,449 @@
+"""The built-in ops: a table of derivatives, each a `Function` like a user's own.
+
+Conventions: `backward` never writes into `grad` (it may be shared), returns gradients in
+the broadcast shape (the tape reduces them to each input's shape), and returns None for an
+input that needs no gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from tinygrad_rnn.tensor import ArrayLike, Context, Function, Index, Tensor
+
+Axis = Union[int, tuple[int, ...], None]
+
+
+# --- elementwise arithmetic (broadcasting) ---------------------------------------------
+class Add(Function):
+    name = "add"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return grad, grad  # d(a+b)/da = d(a+b)/db = 1
+
+
+class Sub(Function):
+    name = "sub"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        return grad, (-grad if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    name = "mul"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+        a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        return (grad * b if da else None), (grad * a if db else None)
+
+
+class Div(Function):
+    name = "div"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+        a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        return (grad / b if da else None), (-grad * a / (b * b) if db else None)
+
+
+class Neg(Function):
+    name = "neg"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return -x
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return -grad
+
+
+class Pow(Function):
+    """x ** p for a scalar exponent p."""
+
+    name = "pow"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, exponent: float) -> np.ndarray:
+        ctx.save_for_backward(x)
+        ctx.exponent = exponent
+        return x**exponent
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        p = ctx.exponent
+        return grad * p * x ** (p - 1)
+
+
+class MatMul(Function):
+    """numpy's matmul: 2-D, batched with broadcast leading axes, and 1-D operands."""
+
+    name = "matmul"
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+        a, b = ctx.saved_tensors
+        # treat a 1-D a as a row (1, k) and a 1-D b as a column (k, 1), like numpy does
+        if b.ndim == 1:
+            b, grad = b[:, None], grad[..., None]
+        if a.ndim == 1:
+            a, grad = a[None, :], grad[..., None, :]
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = grad @ np.swapaxes(b, -1, -2)  # dL/da = dL/dy b^T
+            if ctx.saved_tensors[0].ndim == 1:
+                da = da[..., 0, :]
+        if ctx.needs_input_grad[1]:
+            db = np.swapaxes(a, -1, -2) @ grad  # dL/db = a^T dL/dy
+            if ctx.saved_tensors[1].ndim == 1:
+                db = db[..., 0]
+        return da, db
+
+
+# --- reductions and shape ----------------------------------------------------------------
+def _axes(axis: Axis, ndim: int) -> Optional[tuple[int, ...]]:
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+    return tuple(int(a) % ndim for a in axes)
+
+
+class Sum(Function):
+    name = "sum"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        return x.sum(axis=ctx.axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        if ctx.axis is not None and not ctx.keepdims:
+            grad = np.expand_dims(grad, ctx.axis)
+        return np.broadcast_to(grad, ctx.shape)  # every summed element gets the same grad
+
+
+class Mean(Sum):
+    name = "mean"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+        total = Sum.forward(ctx, x, axis, keepdims)
+        ctx.count = x.size // max(total.size, 1)
+        return total / ctx.count
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return Sum.backward(ctx, grad / ctx.count)
+
+
+class Reshape(Function):
+    name = "reshape"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad.reshape(ctx.shape)
+
+
+class Transpose(Function):
+    name = "transpose"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axes: Optional[Sequence[int]] = None) -> np.ndarray:
+        ctx.axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(axes)
+        return x.transpose(ctx.axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        return grad.transpose(np.argsort(ctx.axes))
+
+
+def _is_basic(index: Index) -> bool:
+    """True for ints, slices, None and Ellipsis: each element is picked at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+class GetItem(Function):
+    """x[index]; the backward scatter-adds, so a row picked twice gets both gradients."""
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, index: Index) -> np.ndarray:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        ctx.shape, ctx.index = x.shape, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        out = np.zeros(ctx.shape, grad.dtype)
+        if _is_basic(ctx.index):
+            out[ctx.index] = grad
+        else:
+            np.add.at(out, ctx.index, grad)
+        return out
+
+
+class Stack(Function):
+    name = "stack"
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int = 0) -> np.ndarray:
+        ctx.axis = axis
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(np.moveaxis(grad, ctx.axis, 0))
+
+
+class Concat(Function):
+    name = "concat"
+
+    @staticmethod
+    def forward(ctx: Context, *xs: np.ndarray, axis: int = 0) -> np.ndarray:
+        out = np.concatenate(xs, axis=axis)
+        ctx.axis = axis
+        ctx.splits = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(np.split(grad, ctx.splits, axis=ctx.axis))
+
+
+# --- elementwise nonlinearities --------------------------------------------------------
+class Tanh(Function):
+    name = "tanh"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)  # the seed's dhraw = (1 - h*h) * dh
+
+
+class Sigmoid(Function):
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.exp(-np.logaddexp(0, -x))  # 1/(1+e^-x) without overflow for x << 0
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+class Relu(Function):
+    name = "relu"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return grad * (x > 0)
+
+
+class Exp(Function):
+    name = "exp"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    name = "log"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+# --- softmax family: always through log-sum-exp -----------------------------------------
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    name = "softmax"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        y = np.exp(_log_softmax(x, axis))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        y = _log_softmax(x, axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (y,) = ctx.saved_tensors
+        return grad - np.exp(y) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+def _check_targets(logits: np.ndarray, targets: Any) -> np.ndarray:
+    """Integer class ids of shape logits.shape[:-1], each in [0, C)."""
+    name = "softmax_cross_entropy"
+    targets = np.asarray(targets)
+    if logits.ndim == 0:
+        raise ValueError(f"{name}: logits must have a class axis, got shape {logits.shape}")
+    if targets.dtype.kind not in "iu":
+        raise ValueError(f"{name}: targets must be integers, not {targets.dtype}")
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"{name}: targets of shape {targets.shape} do not match logits of shape "
+            f"{logits.shape} (expected {logits.shape[:-1]})"
+        )
+    classes = logits.shape[-1]
+    if targets.size and (targets.min() < 0 or targets.max() >= classes):
+        raise ValueError(f"{name}: targets must be in [0, {classes}), got {targets.min()}..{targets.max()}")
+    return targets
+
+
+class SoftmaxCrossEntropy(Function):
+    """-log softmax(logits)[target] over the last axis, fused and stable.
+
+    Its gradient is softmax(logits) - onehot(target): the seed's `dy = p; dy[t] -= 1`.
+    """
+
+    name = "softmax_cross_entropy"
+
+    @staticmethod
+    def forward(ctx: Context, logits: np.ndarray, targets: Any, reduction: str = "sum") -> np.ndarray:
+        if reduction not in ("sum", "mean", "none"):
+            raise ValueError(
+                f"softmax_cross_entropy: reduction must be 'sum', 'mean' or 'none', not {reduction!r}"
+            )
+        targets = _check_targets(logits, targets)
+        logp = _log_softmax(logits, -1)
+        losses = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+        ctx.save_for_backward(np.exp(logp), targets)
+        ctx.reduction = reduction
+        if reduction == "none":
+            return losses
+        return losses.sum() if reduction == "sum" else losses.mean()
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        p, targets = ctx.saved_tensors
+        d = p.copy()
+        flat = d.reshape(-1, d.shape[-1])
+        flat[np.arange(flat.shape[0]), targets.ravel()] -= 1
+        if ctx.reduction == "none":
+            return d * grad[..., None]
+        if ctx.reduction == "mean" and targets.size:
+            grad = grad / targets.size
+        return d * grad
+
+
+# --- functional forms ----------------------------------------------------------------------
+def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    if len(tensors) == 0:
+        raise ValueError("stack: needs at least one tensor")
+    return Stack.apply(*tensors, axis=axis)
+
+
+def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    if len(tensors) == 0:
+        raise ValueError("concat: needs at least one tensor")
+    return Concat.apply(*tensors, axis=axis)
+
+
+def softmax_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "sum") -> Tensor:
+    """Cross-entropy of logits (..., C) against integer targets (...), via log-sum-exp.
+
+    reduction: "sum" (the seed's loss), "mean" over all targets, or "none" (shape (...)).
+    """
+    if isinstance(targets, Tensor):
+        targets = targets.data
+    return SoftmaxCrossEntropy.apply(logits, targets=targets, reduction=reduction)

@@ -1,0 +1,294 @@
+"""The tape: a record of ops in execution order, and backward as a reverse sweep of it.
+
+Every op applied to a tensor that requires grad leaves a `Node` here. A node keeps the
+op, its context (what the forward saved), and one *edge* per input: the input's own node
+(an intermediate result), the input tensor itself (a leaf that wants `.grad`), or None (a
+constant). Nodes never hold their outputs, so an intermediate array lives only as long as
+the user or a context holds it.
+
+Nodes are numbered as they are made, so sorting by that number gives execution order.
+`loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
+opened with `with` keeps every node made inside it, for `tape.gradient`, `print` and DOT.
+"""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import ContextDecorator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tinygrad_rnn.tensor import Context, Function, Tensor
+
+Edge = Union["Node", "Tensor", None]
+
+_counter = itertools.count()
+_active_tapes: list[Tape] = []
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad()`."""
+    return _GradMode.enabled
+
+
+class no_grad(ContextDecorator):
+    """Context manager and decorator: ops inside record nothing and hold no memory."""
+
+    def __enter__(self) -> no_grad:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._prev
+
+
+class Node:
+    """One recorded op: `fn` applied to inputs reached through `edges`."""
+
+    __slots__ = ("fn", "ctx", "edges", "seq", "in_shapes", "in_dtypes", "out_shape", "versions")
+
+    def __init__(
+        self,
+        fn: type[Function],
+        ctx: Context,
+        edges: tuple[Edge, ...],
+        in_shapes: tuple[tuple[int, ...], ...],
+        in_dtypes: tuple[np.dtype, ...],
+        out_shape: tuple[int, ...],
+        versions: list[tuple[list[int], int]],
+    ) -> None:
+        self.fn = fn
+        self.ctx = ctx
+        self.edges = edges
+        self.seq = next(_counter)
+        self.in_shapes = in_shapes
+        self.in_dtypes = in_dtypes
+        self.out_shape = out_shape
+        # (version cell, version at save) for every array the forward saved: the in-place check
+        self.versions = versions
+        for tape in _active_tapes:
+            tape.nodes.append(self)
+
+    @property
+    def name(self) -> str:
+        return self.fn.op_name()
+
+    def check(self) -> None:
+        """Raise if this node cannot be swept: released, or a saved array changed in place."""
+        if self.ctx.released:
+            raise RuntimeError(
+                f"{self.name}: backward through this graph a second time; its saved arrays "
+                "were released by the first backward (pass retain_graph=True to keep them)"
+            )
+        for cell, seen in self.versions:
+            if cell[0] != seen:
+                raise RuntimeError(
+                    f"{self.name}: an array saved for backward was modified in place after "
+                    f"the forward (version {seen} -> {cell[0]}); the gradient would be wrong. "
+                    "Run backward before updating, or recompute the forward."
+                )
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(s) for s in self.in_shapes)
+        return f"{self.name} {ins} -> {self.out_shape}"
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`.
+
+    This is the only place where broadcasting's gradients are reduced: ops return gradients
+    in the broadcast shape and the sweep calls this for every input.
+    """
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _fit(grad: Any, node: Node, i: int) -> np.ndarray:
+    """An op's gradient for input i, as an array of that input's shape and dtype."""
+    shape, dtype = node.in_shapes[i], node.in_dtypes[i]
+    grad = np.asarray(grad)
+    if grad.shape != shape:
+        grad = unbroadcast(grad, shape)
+        if grad.shape != shape:
+            raise RuntimeError(
+                f"{node.name}: backward returned a gradient of shape {grad.shape} "
+                f"for input {i} of shape {shape}"
+            )
+    if grad.dtype != dtype:
+        grad = grad.astype(dtype)
+    return grad
+
+
+def _sweep(
+    nodes: Sequence[Node],
+    root: Edge,
+    root_grad: np.ndarray,
+    keep: frozenset[Node] = frozenset(),
+) -> tuple[dict[Any, np.ndarray], list[Node]]:
+    """Reverse sweep of `nodes` (in execution order) from `root` with gradient `root_grad`.
+
+    Returns the gradients reaching leaves (keyed by tensor) and nodes in `keep` (keyed by
+    node), and the nodes that were swept. Changes no state: the caller writes `.grad` and
+    releases nodes once the whole sweep has succeeded.
+    """
+    grads: dict[Any, np.ndarray] = {root: root_grad}
+    swept: list[Node] = []
+    for node in reversed(nodes):
+        grad = grads.get(node) if node in keep else grads.pop(node, None)
+        if grad is None:
+            continue
+        node.check()
+        in_grads = node.fn.backward(node.ctx, grad)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        if len(in_grads) != len(node.edges):
+            raise RuntimeError(
+                f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
+            )
+        for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
+            if edge is None or g is None:
+                continue
+            g = _fit(g, node, i)
+            old = grads.get(edge)
+            # out of place, as `g` may be a view of another node's gradient; asarray
+            # because numpy returns a scalar, not a 0-d array, for a sum of 0-d arrays
+            grads[edge] = g if old is None else np.asarray(old + g)
+        swept.append(node)
+    return grads, swept
+
+
+def _release(nodes: list[Node]) -> None:
+    for node in nodes:
+        node.ctx.release()
+
+
+def _reachable(root: Node) -> list[Node]:
+    """The recorded nodes that reach `root`, in execution order (iterative, no recursion)."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        for edge in stack.pop().edges:
+            if edge.__class__ is Node and edge not in seen:
+                seen.add(edge)
+                stack.append(edge)
+    return sorted(seen, key=lambda n: n.seq)
+
+
+def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    """Accumulate d(tensor)/d(leaf) . grad into every leaf's `.grad` (see Tensor.backward)."""
+    root = tensor._node
+    if root is None:  # a leaf: its gradient is the seed itself
+        _accumulate({tensor: grad})
+        return
+    nodes = _reachable(root)
+    for node in nodes:
+        node.check()
+    grads, swept = _sweep(nodes, root, grad)
+    _accumulate(grads)
+    if not retain_graph:
+        _release(swept)
+
+
+def _accumulate(grads: dict[Any, np.ndarray]) -> None:
+    for key, g in grads.items():
+        if key.__class__ is not Node:
+            key.grad = np.array(g) if key.grad is None else np.asarray(key.grad + g)
+
+
+class Tape:
+    """Records every op made inside `with Tape() as tape:`, in execution order.
+
+    `tape.gradient(y, [a, b])` sweeps the record backwards and returns arrays without
+    touching `.grad`; gradients flow only through ops recorded on this tape.
+    `len(tape)`, `print(tape)` and `tape.to_dot()` show what was recorded.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+
+    def __enter__(self) -> Tape:
+        _active_tapes.append(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        _active_tapes.remove(self)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Any:
+        return iter(self.nodes)
+
+    def __str__(self) -> str:
+        lines = [f"Tape with {len(self.nodes)} ops"]
+        lines += [f"{i:4d}: {node!r}" for i, node in enumerate(self.nodes)]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def gradient(
+        self,
+        target: Tensor,
+        sources: Sequence[Tensor],
+        grad: Optional[np.ndarray] = None,
+        retain_graph: bool = False,
+    ) -> list[np.ndarray]:
+        """d(target)/d(source) . grad for each source, as arrays of the sources' shapes.
+
+        `grad` defaults to 1 for a scalar target. A source the target does not depend on
+        (through this tape) gets zeros. Unless `retain_graph`, the swept nodes are released.
+        """
+        seed = target._seed_grad(grad)
+        root: Edge = target._node if target._node is not None else target
+        keys = [s._node if s._node is not None else s for s in sources]
+        keep = frozenset(k for k in keys if k.__class__ is Node)
+        grads, swept = _sweep(self.nodes, root, seed, keep)
+        if not retain_graph:
+            _release(swept)
+        out = []
+        for s, k in zip(sources, keys):
+            g = grads.get(k)
+            out.append(np.zeros(s.shape, s.dtype) if g is None else np.array(g, dtype=s.dtype))
+        return out
+
+    def to_dot(self) -> str:
+        """The recorded graph as Graphviz DOT text: boxes for ops, ellipses for leaves."""
+        lines = ["digraph tape {", "  rankdir=LR;", "  node [fontname=Helvetica];"]
+        leaves: dict[int, str] = {}
+        recorded = set(self.nodes)
+        for i, node in enumerate(self.nodes):
+            lines.append(f'  op{node.seq} [shape=box, label="{i}: {node.name}\\n{node.out_shape}"];')
+            for j, edge in enumerate(node.edges):
+                if edge is None:
+                    name = f"const{node.seq}_{j}"
+                    lines.append(f'  {name} [shape=plaintext, label="{node.in_shapes[j]}"];')
+                elif edge.__class__ is Node:
+                    name = f"op{edge.seq}"
+                    if edge not in recorded:
+                        lines.append(f'  {name} [shape=box, style=dashed, label="{edge.name}"];')
+                else:
+                    name = leaves.get(id(edge), "")
+                    if not name:
+                        name = leaves[id(edge)] = f"leaf{len(leaves)}"
+                        lines.append(f'  {name} [shape=ellipse, label="{node.in_shapes[j]}"];')
+                lines.append(f"  {name} -> op{node.seq};")
+        lines.append("}")
+        return "\n".join(lines)

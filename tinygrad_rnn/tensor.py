@@ -1,0 +1,328 @@
+"""`Tensor`, a numpy array that remembers how it was made, and `Function`, the op plug-in API.
+
+Every op, built in or a user's own, is a `Function` subclass with two static methods over
+numpy arrays: `forward(ctx, *arrays, **options) -> array` and `backward(ctx, grad) ->
+one gradient per array input (None where not needed)`. `Op.apply(*tensors, **options)`
+runs the forward and, when some input requires grad, records a node on the tape.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence, Union
+
+import numpy as np
+from typing_extensions import Self, TypeAlias
+
+from tinygrad_rnn import tape as _tape
+
+ArrayLike: TypeAlias = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
+Index: TypeAlias = Any
+
+
+class Context:
+    """What a forward leaves for its backward: `save_for_backward(*arrays)` and any attribute.
+
+    `needs_input_grad[i]` tells whether input i wants a gradient at all.
+    """
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors: tuple[Any, ...] = ()
+        self.released = False
+
+    def __getattr__(self, name: str) -> Any:  # only called for attributes never set
+        state = "was released after backward" if self.__dict__.get("released") else "has no such attribute"
+        raise AttributeError(f"context {state}: {name!r}")
+
+    if TYPE_CHECKING:  # ops store what they like on ctx; tell mypy so, at no runtime cost
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved_tensors = arrays
+
+    def release(self) -> None:
+        """Drop everything the forward saved (after a backward without retain_graph)."""
+        self.__dict__.clear()
+        self.released = True
+
+
+class Function:
+    """Base of every op. Subclass it, write `forward` and `backward`, call `apply`.
+
+    `name` is how the op appears in `print(tape)`; it defaults to the class name.
+    """
+
+    name: ClassVar[Optional[str]] = None
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def op_name(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def apply(cls, *inputs: ArrayLike, **options: Any) -> Tensor:
+        """Run `forward` on the inputs' arrays; record a node if any input requires grad.
+
+        Positional inputs are the differentiable ones (arrays and numbers become constant
+        tensors); keyword options go to `forward` as they are.
+        """
+        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        arrays = [t._data for t in tensors]
+        record = _tape._GradMode.enabled and any(t.requires_grad for t in tensors)
+        ctx = Context(tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors))
+        try:
+            out = cls.forward(ctx, *arrays, **options)
+        except (ValueError, IndexError) as e:
+            if str(e).startswith(cls.op_name() + ":"):
+                raise
+            raise type(e)(f"{cls.op_name()}: {e}") from None
+        if out.__class__ is not np.ndarray:
+            out = np.asarray(out)
+        result = Tensor._make(out, record)
+        if record:
+            versions = []
+            for saved in ctx.saved_tensors:
+                if isinstance(saved, np.ndarray):
+                    for t in tensors:
+                        if saved is t._data or saved.base is t._data:
+                            versions.append((t._version, t._version[0]))
+                    if saved is out or saved.base is out:
+                        versions.append((result._version, 0))
+            result._node = _tape.Node(
+                cls,
+                ctx,
+                tuple(t._node if t._node is not None else (t if t.requires_grad else None) for t in tensors),
+                tuple(a.shape for a in arrays),
+                tuple(a.dtype for a in arrays),
+                out.shape,
+                versions,
+            )
+        return result
+
+
+def _float_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """float32 stays float32; other floats become float64; ints and bools are kept."""
+    arr = np.asarray(data, dtype=dtype)
+    if dtype is None and arr.dtype.kind == "f" and arr.dtype != np.float32:
+        arr = arr.astype(np.float64)
+    elif arr.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: unsupported dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An n-d numpy array with an optional gradient and the node of the op that made it.
+
+    `data` is shared with the array passed in when no conversion is needed. Assigning to
+    `data` (including `t.data -= step`, which Python turns into an assignment) bumps the
+    tensor's version, which lets backward detect arrays changed after they were saved.
+    """
+
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_version")
+    _data: np.ndarray
+    grad: Optional[np.ndarray]
+    requires_grad: bool
+    _node: Optional[_tape.Node]
+    _version: list[int]
+    __array_ufunc__ = None  # `ndarray + Tensor` calls Tensor.__radd__, not numpy's loop
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data._data
+        self._data = _float_array(data, dtype)
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"Tensor: only float tensors can require grad, not {self._data.dtype}")
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._node = None
+        self._version = [0]  # a cell shared with detach() and checked by nodes
+
+    @classmethod
+    def _make(cls, data: np.ndarray, requires_grad: bool) -> Tensor:
+        t = cls.__new__(cls)
+        t._data, t.requires_grad, t.grad, t._node, t._version = data, requires_grad, None, None, [0]
+        return t
+
+    # --- the array -------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = np.asarray(value)
+        self._version[0] += 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True unless the tensor was made by a recorded op."""
+        return self._node is None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self._data.dtype != np.float64:
+            extra += f", dtype={self._data.dtype}"
+        return f"Tensor({body}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        """The data array itself (shared, not copied)."""
+        return self._data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(f"item: tensor of shape {self.shape} has {self.size} elements, not 1")
+        return self._data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares data and version counter)."""
+        t = Tensor._make(self._data, False)
+        t._version = self._version
+        return t
+
+    # --- backward --------------------------------------------------------------------
+    def _seed_grad(self, grad: Optional[ArrayLike]) -> np.ndarray:
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if grad is None:
+            if self._data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad must be given for a non-scalar output of shape {self.shape}"
+                )
+            return np.ones(self.shape, self.dtype)
+        g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        if g.shape != self.shape:
+            raise ValueError(f"backward: grad of shape {g.shape} for a tensor of shape {self.shape}")
+        return g
+
+    def backward(self, grad: Optional[ArrayLike] = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) . grad into `.grad` of every leaf that requires grad.
+
+        `grad` defaults to 1 for a one-element tensor. The graph's saved arrays are released
+        afterwards unless `retain_graph` is True.
+        """
+        _tape.backward(self, self._seed_grad(grad), retain_graph)
+
+    # --- operators -------------------------------------------------------------------
+    def _other(self, other: ArrayLike) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float)):  # keep float32 float32: NEP 50 weak scalars
+            return Tensor._make(np.asarray(other, np.result_type(self._data.dtype, other)), False)
+        return Tensor(other)
+
+    def __add__(self, other: ArrayLike) -> Tensor:
+        return ops.Add.apply(self, self._other(other))
+
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return ops.Add.apply(self._other(other), self)
+
+    def __sub__(self, other: ArrayLike) -> Tensor:
+        return ops.Sub.apply(self, self._other(other))
+
+    def __rsub__(self, other: ArrayLike) -> Tensor:
+        return ops.Sub.apply(self._other(other), self)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:
+        return ops.Mul.apply(self, self._other(other))
+
+    def __rmul__(self, other: ArrayLike) -> Tensor:
+        return ops.Mul.apply(self._other(other), self)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:
+        return ops.Div.apply(self, self._other(other))
+
+    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        return ops.Div.apply(self._other(other), self)
+
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        return ops.MatMul.apply(self, self._other(other))
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return ops.MatMul.apply(self._other(other), self)
+
+    def __pow__(self, exponent: Union[int, float]) -> Tensor:
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+            raise TypeError("pow: the exponent must be a scalar number")
+        return ops.Pow.apply(self, exponent=exponent)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __getitem__(self, index: Index) -> Tensor:
+        return ops.GetItem.apply(self, index=index)
+
+    # --- methods ---------------------------------------------------------------------
+    def sum(self, axis: Union[int, tuple[int, ...], None] = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Union[int, tuple[int, ...], None] = None, keepdims: bool = False) -> Tensor:
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Union[int, Sequence[int]]) -> Tensor:
+        """`t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 infers one size."""
+        return ops.Reshape.apply(self, shape=shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Union[int, Sequence[int]]) -> Tensor:
+        """Permute axes; no argument reverses them."""
+        return ops.Transpose.apply(self, axes=(axes[0] if len(axes) == 1 else axes) or None)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.Transpose.apply(self, axes=None)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.Relu.apply(self)
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return ops.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return ops.LogSoftmax.apply(self, axis=axis)
+
+    def zero_grad(self) -> Self:
+        self.grad = None
+        return self
+
+
+from tinygrad_rnn import ops  # noqa: E402  (ops subclass Function, defined above)
