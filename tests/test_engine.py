@@ -1,0 +1,345 @@
+"""The tape's behaviour: accumulation, graphs, release, no_grad, dtypes, safety, errors."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tg
+from tinygrad_rnn import Context, Function, GradcheckError, Tape, Tensor, gradcheck, no_grad
+
+
+def leaf(*shape: int, seed: int = 0, dtype: type = np.float64) -> Tensor:
+    return Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype), requires_grad=True)
+
+
+# --- accumulation -------------------------------------------------------------------------
+def test_tensor_used_twice_gets_both_contributions() -> None:
+    x = leaf(3)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-15)
+    y = leaf(3)
+    (y + y).sum().backward()
+    np.testing.assert_array_equal(y.grad, np.full(3, 2.0))
+
+
+def test_reused_node_micrograd_trap() -> None:
+    a = Tensor(3.0, requires_grad=True)
+    b = a + a
+    c = b + b  # c = 4a
+    d = c * b  # d = 8a^2, dd/da = 16a = 48
+    d.backward()
+    assert a.grad is not None and a.grad.shape == () and isinstance(a.grad, np.ndarray)
+    assert a.grad == 48.0
+
+
+def test_diamond_graph() -> None:
+    x = leaf(4)
+    h = x.tanh()
+    left, right = h * 2.0, h.exp()
+    (left + right).sum().backward()
+    t = np.tanh(x.data)
+    np.testing.assert_allclose(x.grad, (2 + np.exp(t)) * (1 - t * t), rtol=1e-14)
+
+
+def test_weight_used_at_every_time_step() -> None:
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((3, 3)) * 0.5, requires_grad=True)
+    xs = rng.standard_normal((6, 2, 3))
+    h = Tensor(np.zeros((2, 3)))
+    for t in range(6):
+        h = (h @ w + xs[t]).tanh()
+    h.sum().backward()
+    # same recurrence written by hand: reverse loop summing dW over time
+    hs = [np.zeros((2, 3))]
+    for t in range(6):
+        hs.append(np.tanh(hs[-1] @ w.data + xs[t]))
+    dh, dw = np.ones((2, 3)), np.zeros((3, 3))
+    for t in reversed(range(6)):
+        draw = dh * (1 - hs[t + 1] ** 2)
+        dw += hs[t].T @ draw
+        dh = draw @ w.data.T
+    np.testing.assert_allclose(w.grad, dw, rtol=1e-12)
+
+
+def test_backward_accumulates_across_calls_until_zeroed() -> None:
+    x = leaf(2)
+    (x * 3.0).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_deep_graph_does_not_recurse() -> None:
+    x = Tensor(np.array([0.5]), requires_grad=True)
+    h = x
+    for _ in range(5000):
+        h = h * 1.0 + 0.0
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0])
+    del h
+    gc.collect()
+
+
+# --- the tape -----------------------------------------------------------------------------
+def test_tape_records_in_order_and_prints_names_and_shapes() -> None:
+    x, w = leaf(3, 4), leaf(4, 2, seed=1)
+    with Tape() as tape:
+        loss = tg.softmax_cross_entropy((x @ w).tanh(), np.array([0, 1, 1]))
+    assert len(tape) == 3
+    assert [n.name for n in tape] == ["matmul", "tanh", "softmax_cross_entropy"]
+    lines = str(tape).splitlines()
+    assert lines[1].strip() == "0: matmul (3, 4), (4, 2) -> (3, 2)"
+    assert lines[3].strip() == "2: softmax_cross_entropy (3, 2) -> ()"
+    dot = tape.to_dot()
+    assert dot.startswith("digraph") and dot.count("->") == 4 and "matmul" in dot
+    assert loss.requires_grad
+
+
+def test_user_function_appears_under_its_class_name() -> None:
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+            (x,) = ctx.saved_tensors
+            return 3 * x**2 * grad
+
+    x = leaf(3)
+    with Tape() as tape:
+        Cube.apply(x).sum()
+    assert [n.name for n in tape] == ["Cube", "sum"]
+    assert gradcheck(lambda a: Cube.apply(a), [x])
+
+
+def test_tape_gradient_returns_arrays_without_touching_grad() -> None:
+    x, w = leaf(3, 4), leaf(4, 2, seed=1)
+    with Tape() as tape:
+        h = x @ w
+        loss = h.tanh().sum()
+    dx, dw, dh = tape.gradient(loss, [x, w, h])
+    assert x.grad is None and w.grad is None
+    y = np.tanh(x.data @ w.data)
+    np.testing.assert_allclose(dh, 1 - y * y, rtol=1e-14)
+    np.testing.assert_allclose(dw, x.data.T @ (1 - y * y), rtol=1e-14)
+    np.testing.assert_allclose(dx, (1 - y * y) @ w.data.T, rtol=1e-14)
+    unused = leaf(2)
+    with Tape() as tape2:
+        out = (x * 2.0).sum()
+    (g,) = tape2.gradient(out, [unused])
+    np.testing.assert_array_equal(g, np.zeros(2))
+
+
+def test_released_graph_raises_unless_retained() -> None:
+    x = leaf(3)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * x.data, rtol=1e-15)
+    with pytest.raises(RuntimeError, match="second time.*retain_graph"):
+        y.backward()
+
+
+def test_backward_releases_saved_arrays() -> None:
+    x = leaf(1000)
+    y = x.tanh()
+    loss = (y * y).sum()
+    node = loss._node
+    loss.backward()
+    assert node is not None and node.ctx.released
+    assert y._node is not None and y._node.ctx.released
+
+
+def test_training_loop_memory_stays_flat() -> None:
+    w = leaf(64, 64)
+    xs = np.random.default_rng(0).standard_normal((20, 8, 64))
+
+    def step() -> None:
+        h = Tensor(np.zeros((8, 64)))
+        for t in range(20):
+            h = (h @ w + xs[t]).tanh()
+        h.sum().backward()
+        w.zero_grad()
+
+    for _ in range(5):
+        step()
+    gc.collect()
+    tracemalloc.start()
+    for _ in range(5):
+        step()
+    first, _ = tracemalloc.get_traced_memory()
+    for _ in range(50):
+        step()
+    second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert second - first < 200_000  # one step holds ~20 * 8 * 64 * 8 bytes * a few = ~100 kB
+
+
+# --- no_grad, dtypes -------------------------------------------------------------------------
+def test_no_grad_records_nothing_as_context_and_decorator() -> None:
+    x = leaf(3)
+    with Tape() as tape, no_grad():
+        y = (x * 2.0).tanh()
+    assert len(tape) == 0 and not y.requires_grad and y._node is None
+    assert tg.is_grad_enabled()
+
+    @no_grad()
+    def f(t: Tensor) -> Tensor:
+        assert not tg.is_grad_enabled()
+        return t * t
+
+    assert not f(x).requires_grad
+    assert tg.is_grad_enabled()
+
+
+def test_float32_stays_float32_through_ops_and_grads() -> None:
+    x, w = leaf(3, 4, dtype=np.float32), leaf(4, 2, seed=1, dtype=np.float32)
+    b = Tensor(np.zeros(2, np.float32), requires_grad=True)
+    y = ((x @ w + b) * 2.0 - 1).tanh().sigmoid().exp().log().softmax()
+    loss = tg.softmax_cross_entropy(y / 3.0, np.array([0, 1, 0]), reduction="mean")
+    assert y.dtype == np.float32 and loss.dtype == np.float32
+    loss.backward()
+    for t in (x, w, b):
+        assert t.grad is not None and t.grad.dtype == np.float32 and t.grad.shape == t.shape
+
+
+def test_default_dtypes() -> None:
+    assert Tensor([1.0, 2.0]).dtype == np.float64
+    assert Tensor(np.ones(2, np.float16)).dtype == np.float64
+    assert Tensor(np.ones(2, np.float32)).dtype == np.float32
+    assert Tensor([1, 2]).dtype.kind == "i"
+    with pytest.raises(TypeError, match="only float tensors"):
+        Tensor([1, 2], requires_grad=True)
+
+
+def test_broadcast_grads_keep_shape_and_dtype_for_scalars_and_0d() -> None:
+    s = Tensor(np.float32(2.0), requires_grad=True)
+    v = leaf(3, dtype=np.float32)
+    (s * v).sum().backward()
+    assert isinstance(s.grad, np.ndarray) and s.grad.shape == () and s.grad.dtype == np.float32
+    np.testing.assert_allclose(s.grad, v.data.sum(), rtol=1e-6)
+    b = leaf(1, 3)
+    (b + leaf(4, 3)).sum().backward()
+    np.testing.assert_array_equal(b.grad, np.full((1, 3), 4.0))
+
+
+# --- safety and errors -----------------------------------------------------------------------
+def test_in_place_change_of_a_saved_array_makes_backward_raise() -> None:
+    w = leaf(4, 2)
+    x = Tensor(np.ones((3, 4)))
+    loss = (x @ w).tanh().sum()
+    w.data -= 0.1  # an optimizer step between forward and backward
+    with pytest.raises(RuntimeError, match="matmul: an array saved for backward was modified in place"):
+        loss.backward()
+    assert w.grad is None  # nothing changed
+
+
+def test_in_place_change_of_a_saved_output_is_caught() -> None:
+    x = leaf(3)
+    y = x.tanh()
+    loss = (y * 1.0).sum()
+    y.data = y.data * 0  # replaces the array tanh saved: version bumped
+    with pytest.raises(RuntimeError, match="tanh: an array saved"):
+        loss.backward()
+
+
+def test_update_after_backward_is_fine() -> None:
+    w = leaf(3)
+    (w * w).sum().backward()
+    w.data -= 0.1 * w.grad
+    w.zero_grad()
+    (w * w).sum().backward()
+    np.testing.assert_allclose(w.grad, 2 * w.data, rtol=1e-15)
+
+
+def test_shape_errors_name_the_op_and_shapes_at_the_op() -> None:
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3, 4\) and \(5, 2\) do not align"):
+        leaf(3, 4) @ leaf(5, 2)
+    with pytest.raises(ValueError, match=r"add: .*\(3,4\).*\(5,\)"):
+        leaf(3, 4) + leaf(5)
+    with pytest.raises(ValueError, match="reshape: "):
+        leaf(3, 4).reshape(5)
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: targets of shape \(2,\)"):
+        tg.softmax_cross_entropy(leaf(3, 4), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: targets must be in \[0, 4\)"):
+        tg.softmax_cross_entropy(leaf(3, 4), np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match="sum: axis 2 is out of range"):
+        leaf(3, 4).sum(axis=2)
+    with pytest.raises(TypeError, match="pow: the exponent must be a scalar"):
+        leaf(3) ** leaf(3)
+
+
+def test_backward_on_non_scalar_needs_a_gradient() -> None:
+    y = leaf(3) * 2.0
+    with pytest.raises(RuntimeError, match=r"grad must be given for a non-scalar output of shape \(3,\)"):
+        y.backward()
+    with pytest.raises(ValueError, match=r"grad of shape \(2,\)"):
+        y.backward(np.ones(2))
+    y.backward(np.array([1.0, 0.0, 2.0]))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor(1.0).backward()
+
+
+def test_wrong_number_of_gradients_from_a_function_is_a_clear_error() -> None:
+    class Bad(Function):
+        @staticmethod
+        def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return a + b
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+            return grad
+
+    with pytest.raises(RuntimeError, match="Bad: backward returned 1 gradients for 2 inputs"):
+        Bad.apply(leaf(2), leaf(2)).sum().backward()
+
+
+# --- gradcheck -------------------------------------------------------------------------------
+class Square(Function):
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+class WrongSquare(Square):
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return 2.01 * x * grad
+
+
+class AffineSquare(Square):
+    """Right at grad = 1, but not linear in the upstream gradient."""
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad + 1e-3
+
+
+def test_gradcheck_passes_right_and_rejects_wrong_backward() -> None:
+    x = leaf(2, 3)
+    assert gradcheck(lambda t: Square.apply(t), [x])
+    with pytest.raises(GradcheckError, match=r"input 0, element \(\d, \d\): backward gives .*finite"):
+        gradcheck(lambda t: WrongSquare.apply(t), [x])
+    with pytest.raises(GradcheckError, match="zero upstream gradient"):
+        gradcheck(lambda t: AffineSquare.apply(t), [x])
+
+
+def test_gradcheck_works_in_float64_even_for_float32_inputs() -> None:
+    x = leaf(4, dtype=np.float32)
+    assert gradcheck(lambda t: (t * t).tanh(), [x], atol=1e-8, rtol=1e-7)
+    assert x.dtype == np.float32  # the caller's tensor is untouched
