@@ -1,0 +1,330 @@
+"""Checkpoints: one `.npz` file that `np.load(path, allow_pickle=False)` reads. No pickle.
+
+Layout of the archive:
+  meta          a JSON string: format tag, version, configuration, step, data position,
+                extra numbers, and the structure of the optimizer and random generator states
+  vocab         (V,) int32 code points of the sorted vocabulary
+  param/<name>  one array per model parameter (the model's state_dict)
+  hidden        (B, H) the hidden state carried to the next chunk (absent when there is none)
+  optim/<n>     the arrays of the optimizer state, referenced from `meta`
+
+Nested dicts, lists and tuples of arrays, numbers, strings, bools and None (an optimizer's
+`state_dict()`, a `Generator.bit_generator.state`) are stored as a JSON tree whose array
+leaves point to `optim/<n>` keys; ints keep their type (dict keys too) and arbitrary size.
+
+`save` writes a temporary file in the target directory (`tempfile.mkstemp`), flushes and
+fsyncs it, then `os.replace`s the target: an interrupted save leaves the old file intact.
+`load` validates everything and raises `CheckpointError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from tinygrad_rnn.data import CharVocab, DataError
+
+FORMAT = "tinygrad_rnn-checkpoint"
+VERSION = 1
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be written or read: missing, truncated, corrupted, foreign."""
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue training exactly where it stopped.
+
+    params: name -> array (the model's state_dict); vocab: the sorted characters;
+    config: JSON values (hyperparameters); step: steps done; position: the data position;
+    hidden: (B, H) or None; optimizer: the optimizer's state_dict(); rng: the generator's
+    `bit_generator.state`; extra: JSON values (smoothed loss, seconds, ...).
+    """
+
+    params: dict[str, np.ndarray]
+    vocab: CharVocab
+    config: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    position: int = 0
+    hidden: Optional[np.ndarray] = None
+    optimizer: Optional[dict[str, Any]] = None
+    rng: Optional[dict[str, Any]] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- nested state <-> JSON tree + arrays ---------------------------------------------------
+def _check_array(a: np.ndarray, what: str) -> None:
+    if a.dtype.kind not in "biuf":
+        raise CheckpointError(f"{what}: arrays of dtype {a.dtype} cannot be stored (numbers only)")
+
+
+def _pack(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """A JSON tree for `obj`; its arrays go into `arrays` under fresh `optim/<n>` keys."""
+    if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
+        a = np.array(obj)  # a copy: later training steps must not change what was saved
+        _check_array(a, where)
+        key = f"optim/{len(arrays)}"
+        arrays[key] = a
+        return {"array" if isinstance(obj, np.ndarray) else "scalar": key}
+    if obj is None:
+        return {"none": None}
+    if isinstance(obj, bool):
+        return {"bool": obj}
+    if isinstance(obj, int):
+        return {"int": obj}
+    if isinstance(obj, float):
+        return {"float": obj}
+    if isinstance(obj, str):
+        return {"str": obj}
+    if isinstance(obj, (list, tuple)):
+        items = [_pack(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return {"list" if isinstance(obj, list) else "tuple": items}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise CheckpointError(f"{where}: dict keys must be str or int, not {type(k).__name__}")
+        return {
+            "dict": [[_pack(k, arrays, where), _pack(v, arrays, f"{where}[{k!r}]")] for k, v in obj.items()]
+        }
+    raise CheckpointError(f"{where}: cannot store a {type(obj).__name__} (arrays, numbers, strings only)")
+
+
+def _unpack(node: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
+    if not isinstance(node, dict) or len(node) != 1:
+        raise CheckpointError("malformed state tree in meta")
+    ((tag, value),) = node.items()
+    if tag in ("array", "scalar"):
+        if value not in arrays or not str(value).startswith("optim/"):
+            raise CheckpointError(f"missing array {value!r} referenced by the optimizer state")
+        used.add(value)
+        a = arrays[value]
+        if tag == "array":
+            return a
+        if a.ndim != 0:
+            raise CheckpointError(f"{value}: expected a scalar, got shape {a.shape}")
+        return a[()]
+    types: dict[str, Any] = {"bool": bool, "int": int, "float": (float, int), "str": str}
+    if tag == "none" and value is None:
+        return None
+    if tag in types and isinstance(value, types[tag]) and (tag == "bool" or not isinstance(value, bool)):
+        return float(value) if tag == "float" else value
+    if tag in ("list", "tuple") and isinstance(value, list):
+        items = [_unpack(v, arrays, used) for v in value]
+        return items if tag == "list" else tuple(items)
+    if tag == "dict" and isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
+        return {_unpack(k, arrays, used): _unpack(v, arrays, used) for k, v in value}
+    raise CheckpointError(f"malformed state tree in meta (tag {tag!r})")
+
+
+# --- save ------------------------------------------------------------------------------------
+def _archive(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    """The arrays of the .npz, validated before any file is touched."""
+    arrays: dict[str, np.ndarray] = {}
+    trees = {
+        "optimizer": _pack(ckpt.optimizer, arrays, "optimizer"),
+        "rng": _pack(ckpt.rng, arrays, "rng"),
+    }
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": ckpt.config,
+        "step": int(ckpt.step),
+        "position": int(ckpt.position),
+        "extra": ckpt.extra,
+        **trees,
+    }
+    try:
+        text = json.dumps(meta, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config and extra must hold JSON values only: {e}") from None
+    out = {"meta": np.array(text), "vocab": ckpt.vocab.codepoints()}
+    for name, a in ckpt.params.items():
+        a = np.asarray(a)
+        _check_array(a, f"parameter {name}")
+        out[f"param/{name}"] = a
+    if ckpt.hidden is not None:
+        out["hidden"] = np.asarray(ckpt.hidden)
+        _check_array(out["hidden"], "hidden state")
+    out.update(arrays)
+    return out
+
+
+def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    members: dict[str, Any] = arrays  # keys are meta, vocab, hidden, param/*, optim/*
+    np.savez(f, **members)
+
+
+def save(path: PathLike, ckpt: Checkpoint) -> None:
+    """Write `ckpt` to `path` atomically: temp file in the same directory, fsync, os.replace.
+
+    On any failure (including KeyboardInterrupt) the temp file is removed and a previous
+    file at `path` is left as it was.
+    """
+    arrays = _archive(ckpt)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable, where supported
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+# --- load ------------------------------------------------------------------------------------
+def _read_all(path: str) -> dict[str, np.ndarray]:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint path is a directory: {path}") from None
+    except PermissionError:
+        raise CheckpointError(f"cannot read checkpoint {path}: permission denied") from None
+    except Exception as e:  # np.load raises many types for non-npz bytes; none is a bug here
+        raise CheckpointError(f"not a checkpoint (not an .npz archive, or truncated): {path} ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"not a checkpoint (a single .npy array, not an .npz archive): {path}")
+    with npz:
+        out = {}
+        for key in npz.files:
+            try:
+                out[key] = npz[key]
+            except ValueError as e:
+                if "pickle" in str(e) or "Object arrays" in str(e):
+                    raise CheckpointError(f"refusing object (pickled) array {key!r} in {path}") from None
+                raise CheckpointError(f"corrupted checkpoint {path}: array {key!r}: {e}") from None
+            except Exception as e:  # zipfile/zlib/EOF errors: bad CRC, truncated member, ...
+                raise CheckpointError(f"corrupted checkpoint {path}: array {key!r}: {e}") from None
+    return out
+
+
+def load(path: PathLike) -> Checkpoint:
+    """Read and validate a checkpoint; CheckpointError with a one-line reason if anything is off.
+
+    Checks: the format tag and version, the meta JSON, the vocabulary, numeric dtypes
+    (object arrays refused), finite parameters, vocab_size/hidden_size/batch_size of the
+    config against the arrays, the optimizer arrays, and that no unknown key is present.
+    """
+    path = os.fspath(path)
+    arrays = _read_all(path)
+    meta_arr = arrays.pop("meta", None)
+    if meta_arr is None or meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
+        raise CheckpointError(f"not a tinygrad_rnn checkpoint (no meta record): {path}")
+    try:
+        meta = json.loads(str(meta_arr[()]))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"corrupted checkpoint {path}: meta is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"not a tinygrad_rnn checkpoint (wrong format tag): {path}")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path} has version {meta.get('version')!r}; this reads {VERSION}")
+    try:
+        return _validate(meta, arrays)
+    except CheckpointError as e:
+        raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
+
+
+def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint:
+    for key in ("config", "extra"):
+        if not isinstance(meta.get(key), dict):
+            raise CheckpointError(f"meta.{key} is missing or not an object")
+    for key in ("step", "position"):
+        v = meta.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise CheckpointError(f"meta.{key} must be a non-negative integer, got {v!r}")
+    for key, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise CheckpointError(f"array {key!r} has dtype {a.dtype}; only numbers are allowed")
+    if "vocab" not in arrays:
+        raise CheckpointError("the vocabulary is missing")
+    try:
+        vocab = CharVocab.from_codepoints(arrays.pop("vocab"))
+    except DataError as e:
+        raise CheckpointError(str(e)) from None
+    params = {k[len("param/") :]: a for k, a in arrays.items() if k.startswith("param/")}
+    if not params:
+        raise CheckpointError("no parameters")
+    for name, a in params.items():
+        if a.dtype.kind != "f":
+            raise CheckpointError(f"parameter {name} has dtype {a.dtype}, not float")
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"parameter {name} contains NaN or infinity")
+    config = meta["config"]
+    if "vocab_size" in config and config["vocab_size"] != len(vocab):
+        raise CheckpointError(
+            f"vocabulary has {len(vocab)} characters but the config says {config['vocab_size']}"
+        )
+    hidden = arrays.get("hidden")
+    if hidden is not None:
+        want = (config.get("batch_size"), config.get("hidden_size"))
+        if (
+            hidden.dtype.kind != "f"
+            or hidden.ndim != 2
+            or any(w is not None and w != s for w, s in zip(want, hidden.shape))
+        ):
+            raise CheckpointError(
+                f"hidden state of shape {hidden.shape} and dtype {hidden.dtype} does not fit the config"
+            )
+    used: set[str] = set()
+    optimizer = _unpack(meta.get("optimizer", {"none": None}), arrays, used)
+    rng = _unpack(meta.get("rng", {"none": None}), arrays, used)
+    if optimizer is not None and not isinstance(optimizer, dict):
+        raise CheckpointError("the optimizer state is not a dict")
+    if rng is not None and not isinstance(rng, dict):
+        raise CheckpointError("the random generator state is not a dict")
+    known = {"hidden", *used} | {f"param/{n}" for n in params}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise CheckpointError(f"unexpected keys: {', '.join(unknown)}")
+    return Checkpoint(
+        params=params,
+        vocab=vocab,
+        config=config,
+        step=meta["step"],
+        position=meta["position"],
+        hidden=hidden,
+        optimizer=optimizer,
+        rng=rng,
+        extra=meta["extra"],
+    )
+
+
+def check_params(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> None:
+    """CheckpointError unless `got` has exactly the names, shapes and dtypes of `expected`."""
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else []
+        )
+        raise CheckpointError(f"parameters do not match the model: {'; '.join(parts)}")
+    for name, want in expected.items():
+        a = got[name]
+        if a.shape != want.shape or a.dtype != want.dtype:
+            raise CheckpointError(
+                f"parameter {name}: checkpoint has {a.dtype}{a.shape}, "
+                f"the model needs {want.dtype}{want.shape}"
+            )
