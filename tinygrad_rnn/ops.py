@@ -111,7 +111,7 @@ class MatMul(Function):
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
         ctx.save_for_backward(a, b)
-        return a @ b
+        return np.dot(a, b) if a.ndim == 2 and b.ndim == 2 else a @ b  # np.dot: less overhead
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
@@ -121,13 +121,14 @@ class MatMul(Function):
             b, grad = b[:, None], grad[..., None]
         if a.ndim == 1:
             a, grad = a[None, :], grad[..., None, :]
+        mm = np.dot if grad.ndim == 2 else np.matmul
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = grad @ np.swapaxes(b, -1, -2)  # dL/da = dL/dy b^T
+            da = mm(grad, np.swapaxes(b, -1, -2))  # dL/da = dL/dy b^T
             if ctx.saved_tensors[0].ndim == 1:
                 da = da[..., 0, :]
         if ctx.needs_input_grad[1]:
-            db = np.swapaxes(a, -1, -2) @ grad  # dL/db = a^T dL/dy
+            db = mm(np.swapaxes(a, -1, -2), grad)  # dL/db = a^T dL/dy
             if ctx.saved_tensors[1].ndim == 1:
                 db = db[..., 0]
         return da, db

@@ -51,31 +51,26 @@ class no_grad(ContextDecorator):
 
 
 class Node:
-    """One recorded op: `fn` applied to inputs reached through `edges`."""
+    """One recorded op: `fn` applied to `inputs`, kept as edges (see the module docstring)."""
 
-    __slots__ = ("fn", "ctx", "edges", "seq", "in_shapes", "in_dtypes", "out_shape", "versions")
+    __slots__ = ("fn", "ctx", "edges", "seq", "in_shapes", "out_shape", "out_dtype", "versions")
 
-    def __init__(
-        self,
-        fn: type[Function],
-        ctx: Context,
-        edges: tuple[Edge, ...],
-        in_shapes: tuple[tuple[int, ...], ...],
-        in_dtypes: tuple[np.dtype, ...],
-        out_shape: tuple[int, ...],
-        versions: list[tuple[list[int], int]],
-    ) -> None:
+    def __init__(self, fn: type[Function], ctx: Context, inputs: list[Tensor], output: Tensor) -> None:
         self.fn = fn
         self.ctx = ctx
-        self.edges = edges
+        self.edges: tuple[Edge, ...] = tuple(
+            [t._node if t._node is not None else (t if t.requires_grad else None) for t in inputs]
+        )
         self.seq = next(_counter)
-        self.in_shapes = in_shapes
-        self.in_dtypes = in_dtypes
-        self.out_shape = out_shape
-        # (version cell, version at save) for every array the forward saved: the in-place check
-        self.versions = versions
-        for tape in _active_tapes:
-            tape.nodes.append(self)
+        self.out_shape = output._data.shape
+        self.out_dtype = output._data.dtype
+        # (version cell, version then) of each tensor whose array the forward saved
+        self.versions = _saved_versions(ctx.saved_tensors, inputs, output) if ctx.saved_tensors else ()
+        self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
+        if _active_tapes:
+            self.in_shapes = tuple([t._data.shape for t in inputs])
+            for tape in _active_tapes:
+                tape.nodes.append(self)
 
     @property
     def name(self) -> str:
@@ -101,6 +96,19 @@ class Node:
         return f"{self.name} {ins} -> {self.out_shape}"
 
 
+def _saved_versions(
+    saved: tuple[Any, ...], inputs: list[Tensor], output: Tensor
+) -> list[tuple[list[int], int]]:
+    """The version cells of the inputs and output whose arrays (or views of them) were saved."""
+    versions = []
+    for s in saved:
+        if isinstance(s, np.ndarray):
+            for t in (*inputs, output):
+                if s is t._data or s.base is t._data:
+                    versions.append((t._version, t._version[0]))
+    return versions
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`.
 
@@ -116,9 +124,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def _fit(grad: Any, node: Node, i: int) -> np.ndarray:
+def _fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int) -> np.ndarray:
     """An op's gradient for input i, as an array of that input's shape and dtype."""
-    shape, dtype = node.in_shapes[i], node.in_dtypes[i]
     grad = np.asarray(grad)
     if grad.shape != shape:
         grad = unbroadcast(grad, shape)
@@ -127,9 +134,7 @@ def _fit(grad: Any, node: Node, i: int) -> np.ndarray:
                 f"{node.name}: backward returned a gradient of shape {grad.shape} "
                 f"for input {i} of shape {shape}"
             )
-    if grad.dtype != dtype:
-        grad = grad.astype(dtype)
-    return grad
+    return grad if grad.dtype == dtype else grad.astype(dtype)
 
 
 def _sweep(
@@ -141,8 +146,8 @@ def _sweep(
     """Reverse sweep of `nodes` (in execution order) from `root` with gradient `root_grad`.
 
     Returns the gradients reaching leaves (keyed by tensor) and nodes in `keep` (keyed by
-    node), and the nodes that were swept. Changes no state: the caller writes `.grad` and
-    releases nodes once the whole sweep has succeeded.
+    node), and the nodes that were swept. Changes no state, so an error leaves everything
+    as it was: the caller writes `.grad` and releases the nodes after a whole sweep.
     """
     grads: dict[Any, np.ndarray] = {root: root_grad}
     swept: list[Node] = []
@@ -150,18 +155,25 @@ def _sweep(
         grad = grads.get(node) if node in keep else grads.pop(node, None)
         if grad is None:
             continue
-        node.check()
+        if node.versions or node.ctx.released:
+            node.check()
         in_grads = node.fn.backward(node.ctx, grad)
-        if not isinstance(in_grads, tuple):
+        if in_grads.__class__ is not tuple:
             in_grads = (in_grads,)
         if len(in_grads) != len(node.edges):
             raise RuntimeError(
                 f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
             )
-        for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
+        for i, edge in enumerate(node.edges):
+            g = in_grads[i]
             if edge is None or g is None:
                 continue
-            g = _fit(g, node, i)
+            if isinstance(edge, Node):
+                shape, dtype = edge.out_shape, edge.out_dtype
+            else:
+                shape, dtype = edge._data.shape, edge._data.dtype
+            if g.__class__ is not np.ndarray or g.shape != shape or g.dtype != dtype:
+                g = _fit(g, shape, dtype, node, i)
             old = grads.get(edge)
             # out of place, as `g` may be a view of another node's gradient; asarray
             # because numpy returns a scalar, not a 0-d array, for a sum of 0-d arrays
@@ -193,10 +205,7 @@ def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     if root is None:  # a leaf: its gradient is the seed itself
         _accumulate({tensor: grad})
         return
-    nodes = _reachable(root)
-    for node in nodes:
-        node.check()
-    grads, swept = _sweep(nodes, root, grad)
+    grads, swept = _sweep(_reachable(root), root, grad)
     _accumulate(grads)
     if not retain_graph:
         _release(swept)

@@ -25,10 +25,11 @@ class Context:
     `needs_input_grad[i]` tells whether input i wants a gradient at all.
     """
 
+    saved_tensors: tuple[Any, ...] = ()
+    released = False
+
     def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
         self.needs_input_grad = needs_input_grad
-        self.saved_tensors: tuple[Any, ...] = ()
-        self.released = False
 
     def __getattr__(self, name: str) -> Any:  # only called for attributes never set
         state = "was released after backward" if self.__dict__.get("released") else "has no such attribute"
@@ -75,11 +76,11 @@ class Function:
         tensors); keyword options go to `forward` as they are.
         """
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-        arrays = [t._data for t in tensors]
-        record = _tape._GradMode.enabled and any(t.requires_grad for t in tensors)
-        ctx = Context(tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors))
+        needs = tuple([t.requires_grad for t in tensors])
+        record = _tape._GradMode.enabled and True in needs
+        ctx = Context(needs if record else (False,) * len(needs))
         try:
-            out = cls.forward(ctx, *arrays, **options)
+            out = cls.forward(ctx, *[t._data for t in tensors], **options)
         except (ValueError, IndexError) as e:
             if str(e).startswith(cls.op_name() + ":"):
                 raise
@@ -88,23 +89,7 @@ class Function:
             out = np.asarray(out)
         result = Tensor._make(out, record)
         if record:
-            versions = []
-            for saved in ctx.saved_tensors:
-                if isinstance(saved, np.ndarray):
-                    for t in tensors:
-                        if saved is t._data or saved.base is t._data:
-                            versions.append((t._version, t._version[0]))
-                    if saved is out or saved.base is out:
-                        versions.append((result._version, 0))
-            result._node = _tape.Node(
-                cls,
-                ctx,
-                tuple(t._node if t._node is not None else (t if t.requires_grad else None) for t in tensors),
-                tuple(a.shape for a in arrays),
-                tuple(a.dtype for a in arrays),
-                out.shape,
-                versions,
-            )
+            result._node = _tape.Node(cls, ctx, tensors, result)
         return result
 
 
