@@ -150,6 +150,7 @@ def _sweep(
     as it was: the caller writes `.grad` and releases the nodes after a whole sweep.
     """
     grads: dict[Any, np.ndarray] = {root: root_grad}
+    owned: set[Any] = set()
     swept: list[Node] = []
     for node in reversed(nodes):
         grad = grads.get(node) if node in keep else grads.pop(node, None)
@@ -175,9 +176,13 @@ def _sweep(
             if g.__class__ is not np.ndarray or g.shape != shape or g.dtype != dtype:
                 g = _fit(g, shape, dtype, node, i)
             old = grads.get(edge)
-            # out of place, as `g` may be a view of another node's gradient; asarray
-            # because numpy returns a scalar, not a 0-d array, for a sum of 0-d arrays
-            grads[edge] = g if old is None else np.asarray(old + g)
+            if old is None:
+                grads[edge] = g  # borrowed: it may be a view of another node's gradient
+            elif edge in owned:
+                old += g
+            else:  # the first sum is a new array that the sweep owns and may add into
+                grads[edge] = np.asarray(old + g)  # asarray: 0-d sums come back as scalars
+                owned.add(edge)
         swept.append(node)
     return grads, swept
 
