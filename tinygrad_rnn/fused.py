@@ -1,0 +1,73 @@
+"""The reference's batched BPTT plugged into the engine as ordinary `Function`s.
+
+Each is one node on the tape however long the sequence: the whole recurrence (and, for
+`CharRNNLoss`, the output layer and the loss) runs in `reference`'s numpy loops. The
+layers use them when built with `fused=True`; tests check them against the composed ops.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_rnn import reference
+from tinygrad_rnn.tensor import Context, Function
+
+
+class RNNRecurrence(Function):
+    """out[t] = tanh(xh[t] + out[t-1] @ weight_hh.T), out[-1] = h0, for t = 0..T-1.
+
+    xh (T, B, H) is the input's share of each pre-activation (bias included), weight_hh
+    (H, H), h0 (B, H); returns out (T, B, H).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, xh: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray) -> np.ndarray:
+        hs = reference.rnn_forward(xh, weight_hh, h0)
+        ctx.save_for_backward(hs, weight_hh)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hs, weight_hh = ctx.saved_tensors
+        dxh, dh0, dweight_hh = reference.rnn_backward(grad, hs, weight_hh)
+        return dxh, dweight_hh, dh0
+
+
+class CharRNNLoss(Function):
+    """The char-RNN's whole training loss as one op (see `reference.charrnn_forward`).
+
+    Inputs: embed (V, H), weight_hh (H, H), bias_h (H,), head_weight (V, H), head_bias (V,),
+    h0 (B, H). Options: inputs and targets int (T, B), and `h_out` (B, H), an array the last
+    hidden state is written into (a Function returns one array: here the scalar loss).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Context,
+        embed: np.ndarray,
+        weight_hh: np.ndarray,
+        bias_h: np.ndarray,
+        head_weight: np.ndarray,
+        head_bias: np.ndarray,
+        h0: np.ndarray,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        h_out: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        loss, hs, p = reference.charrnn_forward(
+            embed, weight_hh, bias_h, head_weight, head_bias, h0, inputs, targets
+        )
+        if h_out is not None:
+            h_out[...] = hs[-1]
+        ctx.save_for_backward(weight_hh, head_weight, hs, p)
+        ctx.inputs, ctx.targets = inputs, targets
+        return np.asarray(loss, dtype=hs.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, ...]:
+        weight_hh, head_weight, hs, p = ctx.saved_tensors
+        return reference.charrnn_backward(
+            weight_hh, head_weight, ctx.inputs, ctx.targets, hs, p, scale=float(grad)
+        )
