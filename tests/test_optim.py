@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -11,7 +13,10 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor
+from tinygrad_rnn.data import CharBatches, CharVocab, default_text
+from tinygrad_rnn.layers import CharRNN
 from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_norm_, clip_grad_value_
+from tinygrad_rnn.reference import bptt
 
 # --- two small problems, written with engine ops only -----------------------------------
 
@@ -115,6 +120,44 @@ def test_adagrad_through_backward_matches_seed_loop() -> None:
             param += -0.1 * dparam / np.sqrt(mem + 1e-8)
     for p, a in zip(params, seed_params):
         np.testing.assert_allclose(p.data, a, rtol=0, atol=1e-12)
+
+
+def test_adagrad_on_the_seeds_char_rnn_follows_the_seed_loop() -> None:
+    # the seed's train loop (hand-written BPTT, clip, Adagrad) against CharRNN + optim
+    text = default_text()
+    ids = CharVocab.from_text(text).encode(text)
+    rng = np.random.default_rng(4)
+    hidden, vocab = 16, int(ids.max()) + 1
+    p = {
+        "Wxh": rng.standard_normal((hidden, vocab)) * 0.01,
+        "Whh": rng.standard_normal((hidden, hidden)) * 0.01,
+        "Why": rng.standard_normal((vocab, hidden)) * 0.01,
+        "bh": np.zeros((hidden, 1)),
+        "by": np.zeros((vocab, 1)),
+    }
+    model = CharRNN.from_seed_params(p)
+    opt = Adagrad(model.parameters(), lr=0.1)
+    mem = {k: np.zeros_like(v) for k, v in p.items()}
+    h_prev, h = np.zeros((hidden, 1)), None
+    batches = CharBatches(ids, 25)
+    for _ in range(50):
+        chunk = batches.next()
+        inputs, targets = chunk.inputs[:, 0].tolist(), chunk.targets[:, 0].tolist()
+        seed_loss, grads, h_prev = bptt(p, inputs, targets, h_prev)
+        for k in p:
+            np.clip(grads[k], -5, 5, out=grads[k])
+            mem[k] += grads[k] * grads[k]
+            p[k] += -0.1 * grads[k] / np.sqrt(mem[k] + 1e-8)
+
+        loss, h = model.loss(chunk.inputs, chunk.targets, h)
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_value_(model.parameters(), 5.0)
+        opt.step()
+        assert abs(loss.item() - seed_loss) < 1e-9
+    assert seed_loss < 0.5 * 25 * np.log(vocab)  # it learned something
+    for k, v in model.seed_params().items():
+        np.testing.assert_allclose(v, p[k], rtol=0, atol=1e-10)
 
 
 # --- PyTorch's SGD, Adam, RMSprop to 1e-10 ---------------------------------------------
@@ -461,3 +504,15 @@ def test_clip_grad_norm_matches_torch(torch: Any) -> None:
     assert abs(total - ttotal.item()) < 1e-12
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=0, atol=1e-15)
+
+
+def test_swap_optimizers_example_runs() -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "swap_optimizers.py"
+    spec = importlib.util.spec_from_file_location("swap_optimizers", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for make in example.OPTIMIZERS.values():
+        losses = example.train(make, steps=4, hidden=8)
+        assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert example.window_means([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [1.5, 3.5, 5.0]
