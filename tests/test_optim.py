@@ -516,3 +516,29 @@ def test_swap_optimizers_example_runs() -> None:
         losses = example.train(make, steps=4, hidden=8)
         assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert example.window_means([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [1.5, 3.5, 5.0]
+
+
+def test_state_dict_through_a_checkpoint_file(tmp_path: Path) -> None:
+    from tinygrad_rnn import checkpoint
+
+    params = leaves(rnn_init())
+    opt = SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)
+    train(params, opt, rnn_loss, 5)
+    names = [str(i) for i in range(len(params))]
+    path = tmp_path / "ck.npz"
+    vocab = CharVocab("abc")
+    checkpoint.save(
+        path,
+        checkpoint.Checkpoint({n: p.data for n, p in zip(names, params)}, vocab, optimizer=opt.state_dict()),
+    )
+    train(params, opt, rnn_loss, 5)
+
+    ck = checkpoint.load(path)
+    resumed = leaves([ck.params[n] for n in names])
+    opt2 = SGD(resumed, lr=0.5)
+    assert ck.optimizer is not None
+    opt2.load_state_dict(ck.optimizer)
+    assert repr(opt2) == repr(opt)
+    train(resumed, opt2, rnn_loss, 5)
+    for p, q in zip(params, resumed):
+        np.testing.assert_array_equal(p.data, q.data)
