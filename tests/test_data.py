@@ -100,7 +100,7 @@ def test_too_short_text_and_bad_position() -> None:
     with pytest.raises(DataError, match="too short"):
         CharBatches(np.arange(25), seq_len=25)
     CharBatches(np.arange(26), seq_len=25).next()  # exactly seq_len + 1 is enough
-    with pytest.raises(DataError, match="2 streams"):
+    with pytest.raises(DataError, match=r"batch 2 x \(seq-len 25 \+ 1\) needs at least 52"):
         CharBatches(np.arange(40), seq_len=25, batch_size=2)
     with pytest.raises(DataError, match="position"):
         CharBatches(np.arange(40), seq_len=5, position=41)

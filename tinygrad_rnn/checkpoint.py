@@ -204,7 +204,11 @@ def _read_all(path: str) -> dict[str, np.ndarray]:
     except PermissionError:
         raise CheckpointError(f"cannot read checkpoint {path}: permission denied") from None
     except Exception as e:  # np.load raises many types for non-npz bytes; none is a bug here
-        raise CheckpointError(f"not a checkpoint (not an .npz archive, or truncated): {path} ({e})") from None
+        # bytes that are neither zip nor .npy make numpy suggest pickle: never; say what it is
+        why = "neither an .npz archive nor a .npy array" if "pickle" in str(e) else str(e)
+        raise CheckpointError(
+            f"not a checkpoint (not an .npz archive, or truncated): {path} ({why})"
+        ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise CheckpointError(f"not a checkpoint (a single .npy array, not an .npz archive): {path}")
     with npz:

@@ -143,10 +143,8 @@ class CharBatches:
         length = len(ids) // batch_size
         if length < seq_len + 1:
             need = batch_size * (seq_len + 1)
-            streams = f"{batch_size} streams of " if batch_size > 1 else ""
-            raise DataError(
-                f"text too short: {len(ids)} characters, but {streams}seq-len {seq_len} need at least {need}"
-            )
+            what = f"batch {batch_size} x (seq-len {seq_len} + 1)" if batch_size > 1 else f"seq-len {seq_len}"
+            raise DataError(f"text too short: {len(ids)} characters; {what} needs at least {need}")
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.segment_length = length
