@@ -304,3 +304,14 @@ def test_plot_writes_a_png(tmp_path) -> None:
     r = cli("train", "--steps", "30", "--sample-every", "0", "--plot", "loss.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hope_example_runs(tmp_path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "hope.py"
+    if not example.exists():
+        pytest.skip("examples/ is not next to the tests")
+    r = subprocess.run([sys.executable, str(example), "1001"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "step 0, loss" in r.stdout and "step 1000, loss" in r.stdout
+    final = r.stdout.rstrip("\n").split("\n")[-1]
+    assert final.startswith("H") and len(final) == 201
