@@ -8,7 +8,7 @@ import pytest
 from tinygrad_rnn import Tape, Tensor, gradcheck
 from tinygrad_rnn.fused import CharRNNLoss, RNNRecurrence
 from tinygrad_rnn.layers import CharRNN
-from tinygrad_rnn.reference import bptt
+from tinygrad_rnn.reference import bptt, scatter_add_rows
 
 H, V, T = 10, 7, 12
 
@@ -99,3 +99,12 @@ def test_fused_ops_pass_gradcheck_and_are_one_node() -> None:
         for s in [(steps, b, hidden), (hidden, hidden), (b, hidden)]
     )
     assert gradcheck(RNNRecurrence.apply, [xh, w, h0])
+
+
+def test_scatter_add_rows_sums_repeated_ids_like_add_at() -> None:
+    rng = np.random.default_rng(4)
+    ids, rows = rng.integers(0, 6, 40), rng.standard_normal((40, 3))
+    want = np.zeros((7, 3))
+    np.add.at(want, ids, rows)
+    np.testing.assert_allclose(scatter_add_rows(ids, rows, 7), want, rtol=1e-12, atol=1e-15)
+    assert not scatter_add_rows(ids[:0], rows[:0], 7).any()
