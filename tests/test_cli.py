@@ -51,6 +51,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.
 
 
 def test_default_training_beats_the_seed_and_recites_the_verse(trained) -> None:
+    """The seed's run, seed 0: below the seed's printed loss at the same steps (same chunk).
+
+    Training is chaotic: a change in floating-point rounding (an engine or BLAS change) moves
+    the curve as a new seed would, and across seeds the loss at step 3000 spreads around the
+    seed's 0.1763 (0.13-0.29 for seeds 0-5). The end state is robust: smoothed loss < 0.1
+    and a recital of the verse.
+    """
     d, r = trained
     assert "hidden 64, seq-len 25, batch 1, adagrad lr 0.1, clip 5.0, seed 0" in r.stdout
     with open(d / "log.csv") as f:
