@@ -1,0 +1,102 @@
+"""Smoke test of the benchmark: tiny settings, every table and row present. Nothing is timed here."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from tinygrad_rnn import bench
+from tinygrad_rnn.reference import bptt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _has_torch() -> bool:
+    return bench._torch() is not None
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[None]:
+    """The benchmark sets torch's thread count; give the other tests theirs back."""
+    torch = bench._torch()
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if torch is not None:
+        torch.set_num_threads(before)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """Heading -> the first cell of each table row under it (header and separator skipped)."""
+    out: dict[str, list[str]] = {}
+    for block in text.split("\n## ")[1:]:
+        heading, _, body = block.partition("\n")
+        rows = [line for line in body.splitlines() if line.startswith("|")]
+        out[heading] = [r.split("|")[1].strip() for r in rows[2:]]
+    return out
+
+
+def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None:
+    buf = io.StringIO()
+    assert bench.run(_args("--quick", "--threads", "1"), out=buf) == 0
+    sections = _sections(buf.getvalue())
+    names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
+    mains = [h for h in sections if h.startswith(("seed config", "scale"))]
+    assert len(mains) == 2
+    for heading in mains:
+        assert sections[heading] == names, heading
+    scaling = [h for h in sections if h.startswith("ms/step as")]
+    assert len(scaling) == 2 and all(sections[h] for h in scaling)
+    memory = [h for h in sections if h.startswith(("peak memory", "live memory"))]
+    assert [sections[h] for h in memory] == [["seed loop", "autograd", "fused"]] * 2
+
+
+def test_contenders_compute_the_same_first_loss() -> None:
+    cfg = bench.CONFIGS["seed"]
+    losses = bench.first_losses(bench.make_contenders(cfg, use_torch=_has_torch()))
+    assert set(losses) == {"seed loop", "autograd", "fused"} | ({"torch"} if _has_torch() else set())
+    np.testing.assert_allclose(list(losses.values()), losses["seed loop"], rtol=1e-9)
+
+
+def test_seed_loop_is_the_seeds_step() -> None:
+    """One step of the benchmark's seed loop = reference BPTT, clip at 5, the seed's Adagrad."""
+    cfg = bench.CONFIGS["seed"]
+    seed_loop = bench.make_contenders(cfg, use_torch=False)[0]
+    p = {k: getattr(seed_loop, k).copy() for k in ("Wxh", "Whh", "Why", "bh", "by")}
+    inputs, targets = seed_loop.data[0]
+    loss, grads, h = bptt(p, inputs, targets, np.zeros((cfg.hidden, 1)))
+    assert seed_loop.step() == pytest.approx(loss, rel=1e-12)
+    for k, g in grads.items():
+        g = np.clip(g, -5, 5)
+        np.testing.assert_allclose(getattr(seed_loop, k), p[k] - 0.1 * g / np.sqrt(g * g + 1e-8), atol=1e-14)
+    np.testing.assert_allclose(seed_loop.h_prev, h, atol=1e-14)
+
+
+def test_runner_script_runs() -> None:
+    script = os.path.join(ROOT, "benchmarks", "bench_rnn.py")
+    argv = ["--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    done = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _sections(done.stdout)["seed config (B=1, H=64, V=22, T=25, float64)"] == [
+        "seed loop",
+        "autograd",
+        "fused",
+    ]
+
+
+def test_bad_option_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--configs", "nope"])
+    assert e.value.code == 2
