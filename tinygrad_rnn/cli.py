@@ -25,10 +25,15 @@ import time
 from typing import IO, Any, NoReturn, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
+from tinygrad_rnn.layers import CharRNN
+from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_
+from tinygrad_rnn.reference import bptt, charrnn_forward
+from tinygrad_rnn.tensor import Tensor
 
 PROG = "tinygrad-rnn"
 DEFAULT_OUT = "tinygrad_rnn.npz"
@@ -200,9 +205,7 @@ def _load_checkpoint(path: str) -> Checkpoint:
     return ck
 
 
-def _build_model(config: dict[str, Any], fused: bool, rng: Any) -> Any:
-    from tinygrad_rnn.layers import CharRNN
-
+def _build_model(config: dict[str, Any], fused: bool, rng: Any) -> CharRNN:
     return CharRNN(
         int(config["vocab_size"]),
         int(config["hidden_size"]),
@@ -212,7 +215,7 @@ def _build_model(config: dict[str, Any], fused: bool, rng: Any) -> Any:
     )
 
 
-def _restore_params(model: Any, ck: Checkpoint, path: str) -> None:
+def _restore_params(model: CharRNN, ck: Checkpoint, path: str) -> None:
     try:
         ckpt_io.check_params(model.state_dict(), ck.params)
     except CheckpointError as e:
@@ -220,11 +223,10 @@ def _restore_params(model: Any, ck: Checkpoint, path: str) -> None:
     model.load_state_dict(ck.params)
 
 
-def _make_optimizer(name: str, params: list[Any], lr: float) -> Any:
-    from tinygrad_rnn import optim
-
-    classes = {"adagrad": optim.Adagrad, "sgd": optim.SGD, "adam": optim.Adam, "rmsprop": optim.RMSprop}
-    return classes[name](params, lr=lr)
+def _make_optimizer(name: str, params: list[Any], lr: float) -> Optimizer:
+    classes: dict[str, Any] = {"adagrad": Adagrad, "sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+    optimizer: Optimizer = classes[name](params, lr=lr)
+    return optimizer
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -336,7 +338,7 @@ class _Run:
         self.params = self.model.parameters()
         self.opt = _make_optimizer(self.config["optim"], self.params, self.config["lr"])
         self.step = 0
-        self.hidden: Any = None  # (B, H) Tensor carried between chunks, None: zeros
+        self.hidden: Optional[Tensor] = None  # (B, H) carried between chunks; None: zeros
         self.smooth = -math.log(1.0 / len(self.vocab)) * self.config["seq_len"]
         self.seconds = 0.0
         self.first_input = 0  # id of the last chunk's first input (primes the progress samples)
@@ -344,8 +346,6 @@ class _Run:
             self._restore(resumed, args.resume, same_text=resumed.config.get("text_sha256") == _digest(text))
 
     def _restore(self, ck: Checkpoint, path: str, same_text: bool) -> None:
-        from tinygrad_rnn import Tensor
-
         _restore_params(self.model, ck, path)
         if ck.optimizer is None or ck.rng is None:
             raise CheckpointError(
@@ -402,10 +402,10 @@ class _Run:
         ckpt_io.save(self.out, self.checkpoint())
 
     def train_step(self) -> float:
-        """One step: next chunk, forward, backward, clip, update. Returns the loss (not yet applied
-        if it is not finite: then nothing changes and TrainingDiverged is raised)."""
-        from tinygrad_rnn.optim import clip_grad_value_
+        """One step: next chunk, forward, backward, clip, update; returns the chunk's loss.
 
+        A NaN or infinite loss raises TrainingDiverged before anything is updated.
+        """
         chunk = self.batches.next()
         self.first_input = int(chunk.inputs[0, 0])
         if chunk.reset:
@@ -460,8 +460,6 @@ def _plot(path: str, rows: list[tuple[int, float, float, float]]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     run = _Run(args)
     cfg = run.config
     source = cfg["text"] or "the built-in verse x100"
@@ -543,8 +541,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def _loss_of(p: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, h0: np.ndarray) -> float:
     """The loss for the seed's arrays p, through the reference's batched numpy forward."""
-    from tinygrad_rnn.reference import charrnn_forward
-
     loss, _, _ = charrnn_forward(
         p["Wxh"].T, p["Whh"], p["bh"][:, 0], p["Why"], p["by"][:, 0], h0, inputs, targets
     )
@@ -560,10 +556,6 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
     match the reference to 1e-9 relative; finite differences to atol 1e-5 + rtol 1e-3
     elementwise (as `tg.gradcheck`). The losses of all paths must agree too.
     """
-    from tinygrad_rnn import Tensor
-    from tinygrad_rnn.layers import CharRNN
-    from tinygrad_rnn.reference import bptt
-
     vocab = CharVocab.from_text(default_text())
     V, H = len(vocab), hidden
     rng = np.random.default_rng(seed)
