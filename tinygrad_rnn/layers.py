@@ -175,7 +175,7 @@ def _ids(ids: Any, vocab: int, name: str = "ids") -> np.ndarray:
 
 
 def _step(xh_t: Tensor, h: Tensor, weight_hh_t: Tensor) -> Tensor:
-    """One step of the recurrence: tanh(xh_t + h @ W_hh^T), xh_t the input's share."""
+    """One step: tanh(xh_t + h @ W_hh^T), xh_t the input's share (the seed's Wxh x + bh)."""
     return (xh_t + h @ weight_hh_t).tanh()
 
 
@@ -186,7 +186,7 @@ def _recurrence(xh: Tensor, weight_hh: Tensor, h0: Tensor, fused: bool) -> tuple
         return out, out[-1]
     w_t = weight_hh.T
     h, hs = h0, []
-    for t in range(xh.shape[0]):
+    for t in range(xh.shape[0]):  # four nodes a step: getitem, matmul, add, tanh
         h = _step(xh[t], h, w_t)
         hs.append(h)
     return stack(hs), h
