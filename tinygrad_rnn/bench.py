@@ -512,9 +512,12 @@ def machine(out: Any, use_torch: bool) -> None:
     print("# tinygrad_rnn benchmark\n", file=out)
     print(f"- {versions}", file=out)
     print(f"- {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}", file=out)
-    threads = numpy_threads()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    print(f"- load average at the start: {load} (a busy machine makes every number noisy)", file=out)
+    threads = f"numpy's BLAS may use {numpy_threads()}"
     if torch is not None:
-        print(f"- torch threads set to {torch.get_num_threads()} (numpy's BLAS may use {threads})", file=out)
+        threads = f"torch.set_num_threads({torch.get_num_threads()}); {threads}"
+    print(f"- threads: {threads} (set OPENBLAS_NUM_THREADS or --threads to change)", file=out)
 
 
 def _csv_ints(text: str) -> list[int]:
