@@ -27,6 +27,7 @@ from typing import IO, Any, NoReturn, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
@@ -99,7 +100,9 @@ def _nonnegative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample and check a character-level RNN.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,gradcheck}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{train,sample,gradcheck,bench}", parser_class=_Parser
+    )
     sub.required = True
 
     t = sub.add_parser(
@@ -154,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_nonnegative_int, default=0, help="seed for the weights and data (default 0)"
     )
     g.set_defaults(run=cmd_gradcheck)
+
+    b = sub.add_parser("bench", help="time training steps: the seed's loop, autograd, fused, PyTorch")
+    bench.add_arguments(b)
+    b.set_defaults(run=bench.run)
     return parser
 
 
