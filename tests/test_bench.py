@@ -100,3 +100,11 @@ def test_bad_option_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as e:
         bench.main(["--configs", "nope"])
     assert e.value.code == 2
+
+
+def test_cli_bench_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    from tinygrad_rnn import cli
+
+    argv = ["bench", "--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    assert cli.main(argv) == 0
+    assert "| fused" in capsys.readouterr().out
