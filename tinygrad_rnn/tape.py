@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import ContextDecorator
+from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
@@ -165,16 +166,15 @@ def _sweep(
             raise RuntimeError(
                 f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
             )
-        for i, edge in enumerate(node.edges):
-            g = in_grads[i]
+        for edge, g in zip(node.edges, in_grads):
             if edge is None or g is None:
                 continue
-            if isinstance(edge, Node):
+            if edge.__class__ is Node:
                 shape, dtype = edge.out_shape, edge.out_dtype
             else:
-                shape, dtype = edge._data.shape, edge._data.dtype
-            if g.__class__ is not np.ndarray or g.shape != shape or g.dtype != dtype:
-                g = _fit(g, shape, dtype, node, i)
+                shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
+            if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
+                g = _fit(g, shape, dtype, node, node.edges.index(edge))
             old = grads.get(edge)
             if old is None:
                 grads[edge] = g  # borrowed: it may be a view of another node's gradient
@@ -201,7 +201,7 @@ def _reachable(root: Node) -> list[Node]:
             if edge.__class__ is Node and edge not in seen:
                 seen.add(edge)
                 stack.append(edge)
-    return sorted(seen, key=lambda n: n.seq)
+    return sorted(seen, key=attrgetter("seq"))
 
 
 def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
