@@ -343,3 +343,31 @@ def test_gradcheck_works_in_float64_even_for_float32_inputs() -> None:
     x = leaf(4, dtype=np.float32)
     assert gradcheck(lambda t: (t * t).tanh(), [x], atol=1e-8, rtol=1e-7)
     assert x.dtype == np.float32  # the caller's tensor is untouched
+
+
+def test_in_place_change_seen_through_a_view() -> None:
+    # matmul saves w.T, a view of w: an update of w must still be caught
+    w = leaf(4, 2)
+    loss = (Tensor(np.ones((3, 2))) @ w.T).sum()
+    w.data -= 0.1
+    with pytest.raises(RuntimeError, match="matmul: an array saved for backward was modified"):
+        loss.backward()
+
+
+def test_slicing_a_sequence_step_by_step_scatters_into_one_buffer() -> None:
+    xs = leaf(50, 2, 3)
+    w = leaf(3, 3, seed=1)
+    h = Tensor(np.zeros((2, 3)))
+    for t in range(50):
+        h = (xs[t] + h @ w).tanh()
+    with Tape() as tape:
+        y = (xs[[1, 1, 4]] * 2.0).sum() + xs[-1, :, 0].sum()
+    (dxs,) = tape.gradient(y, [xs])
+    expected = np.zeros((50, 2, 3))
+    expected[1] += 4.0  # picked twice by the integer array
+    expected[4] += 2.0
+    expected[-1, :, 0] += 1.0
+    np.testing.assert_array_equal(dxs, expected)
+    h.sum().backward()
+    assert xs.grad is not None and xs.grad.shape == (50, 2, 3) and np.all(xs.grad[:, :, :] != 0)
+    assert gradcheck(lambda a, b: (a[0] + a[1] @ b + a[1][[0, 0]]).tanh(), [leaf(2, 2, 3), w])

@@ -7,7 +7,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck
 from tinygrad_rnn.ops import concat, softmax_cross_entropy, stack
-from tinygrad_rnn.tape import Tape, is_grad_enabled, no_grad, unbroadcast
+from tinygrad_rnn.tape import IndexedGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "Context",
     "Function",
     "GradcheckError",
+    "IndexedGrad",
     "Tape",
     "Tensor",
     "concat",

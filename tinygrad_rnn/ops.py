@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_rnn.tape import IndexedGrad
 from tinygrad_rnn.tensor import ArrayLike, Context, Function, Index, Tensor
 
 Axis = Union[int, tuple[int, ...], None]
@@ -200,14 +201,8 @@ class Transpose(Function):
         return grad.transpose(np.argsort(ctx.axes))
 
 
-def _is_basic(index: Index) -> bool:
-    """True for ints, slices, None and Ellipsis: each element is picked at most once."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
-
-
 class GetItem(Function):
-    """x[index]; the backward scatter-adds, so a row picked twice gets both gradients."""
+    """x[index]; ints, slices and integer arrays. A row picked twice gets both gradients."""
 
     name = "getitem"
 
@@ -221,13 +216,8 @@ class GetItem(Function):
         return x[index]
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        out = np.zeros(ctx.shape, grad.dtype)
-        if _is_basic(ctx.index):
-            out[ctx.index] = grad
-        else:
-            np.add.at(out, ctx.index, grad)
-        return out
+    def backward(ctx: Context, grad: np.ndarray) -> IndexedGrad:
+        return IndexedGrad(ctx.index, grad)  # zero but at x[index]; the tape scatter-adds it
 
 
 class Stack(Function):

@@ -110,6 +110,41 @@ def _saved_versions(
     return versions
 
 
+class IndexedGrad:
+    """A gradient that is zero except at `index`, where it is `values`: what `x[index]` gets.
+
+    A backward may return one in place of a dense array. The sweep adds it into a single
+    buffer per input, so taking a sequence apart step by step (`xs[t]` for every t) costs
+    the size of a step per step, not the size of the whole sequence.
+    """
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, index: Any, values: np.ndarray) -> None:
+        self.index, self.values = index, values
+
+
+def is_basic_index(index: Any) -> bool:
+    """True for ints, slices, None and Ellipsis: each element is picked at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+def _scatter(grads: dict[Any, np.ndarray], owned: set[Any], edge: Any, g: IndexedGrad, like: Any) -> None:
+    """Add an IndexedGrad into the edge's gradient buffer, made (or copied) once and owned."""
+    buf = grads.get(edge)
+    if buf is None:
+        buf = np.zeros(*like)
+    elif edge not in owned:
+        buf = np.array(buf)  # a borrowed gradient may be shared or read-only
+    grads[edge] = buf
+    owned.add(edge)
+    if is_basic_index(g.index):
+        buf[g.index] += g.values
+    else:  # an index may repeat: every occurrence adds its share
+        np.add.at(buf, g.index, g.values)
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`.
 
@@ -173,6 +208,9 @@ def _sweep(
                 shape, dtype = edge.out_shape, edge.out_dtype
             else:
                 shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
+            if g.__class__ is IndexedGrad:
+                _scatter(grads, owned, edge, g, (shape, dtype))
+                continue
             if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
                 g = _fit(g, shape, dtype, node, node.edges.index(edge))
             old = grads.get(edge)

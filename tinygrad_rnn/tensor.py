@@ -88,6 +88,10 @@ class Function:
         if out.__class__ is not np.ndarray:
             out = np.asarray(out)
         result = Tensor._make(out, record)
+        if out.base is not None:  # a view shares its input's version counter, as in PyTorch
+            for t in tensors:
+                if out.base is t._data or out.base is t._data.base:
+                    result._version = t._version
         if record:
             result._node = _tape.Node(cls, ctx, tensors, result)
         return result
