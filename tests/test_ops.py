@@ -112,6 +112,14 @@ def test_matmul_2d_batched_broadcast_and_1d(shapes: Any, seed: int) -> None:
     check(lambda x, y: x @ y, lambda x, y: x @ y, a, b)
 
 
+@given(n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4), seed=seeds, data=st.data())
+def test_addmm_with_broadcast_bias(n: int, k: int, m: int, seed: int, data: Any) -> None:
+    rng = np.random.default_rng(seed)
+    c_shape = data.draw(st.sampled_from([(n, m), (m,), (1, m), (n, 1), ()]))
+    c, a, b = values(rng, c_shape), values(rng, (n, k)), values(rng, (k, m))
+    check(tg.addmm, lambda x, y, z: x + y @ z, c, a, b)
+
+
 def _axis_args(draw: Any, ndim: int) -> Any:
     if ndim == 0:
         return None

@@ -6,7 +6,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 """
 
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck
-from tinygrad_rnn.ops import concat, softmax_cross_entropy, stack
+from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack
 from tinygrad_rnn.tape import IndexedGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Context",
+    "addmm",
     "Function",
     "GradcheckError",
     "IndexedGrad",

@@ -135,6 +135,31 @@ class MatMul(Function):
         return da, db
 
 
+class AddMM(Function):
+    """c + a @ b for 2-D a (n, k) and b (k, m), c broadcast to (n, m): one node, not two.
+
+    PyTorch's addmm; `Linear` and the RNN step use it, so each records one op fewer.
+    """
+
+    name = "addmm"
+
+    @staticmethod
+    def forward(ctx: Context, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ValueError(f"addmm: shapes {a.shape} and {b.shape} do not align")
+        ctx.save_for_backward(a, b)
+        out = np.dot(a, b)
+        if np.broadcast_shapes(c.shape, out.shape) != out.shape:
+            raise ValueError(f"addmm: shape {c.shape} does not broadcast to {out.shape}")
+        return c + out
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+        a, b = ctx.saved_tensors
+        _, da, db = ctx.needs_input_grad
+        return grad, (np.dot(grad, b.T) if da else None), (np.dot(a.T, grad) if db else None)
+
+
 # --- reductions and shape ----------------------------------------------------------------
 def _axes(axis: Axis, ndim: int) -> Optional[tuple[int, ...]]:
     if axis is None:
@@ -428,6 +453,11 @@ def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     if len(tensors) == 0:
         raise ValueError("concat: needs at least one tensor")
     return Concat.apply(*tensors, axis=axis)
+
+
+def addmm(c: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
+    """c + a @ b as one op; a (n, k), b (k, m), c broadcast to (n, m)."""
+    return AddMM.apply(c, a, b)
 
 
 def softmax_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "sum") -> Tensor:
