@@ -103,10 +103,13 @@ def _saved_versions(
     """The version cells of the inputs and output whose arrays (or views of them) were saved."""
     versions = []
     for s in saved:
-        if isinstance(s, np.ndarray):
-            for t in (*inputs, output):
-                if s is t._data or s.base is t._data:
+        if s.__class__ is np.ndarray:
+            base = s.base
+            for t in inputs:
+                if t._data is s or t._data is base:
                     versions.append((t._version, t._version[0]))
+            if output._data is s:
+                versions.append((output._version, 0))
     return versions
 
 
