@@ -5,7 +5,8 @@ Layout of the archive:
                 extra numbers, and the structure of the optimizer and random generator states
   vocab         (V,) int32 code points of the sorted vocabulary
   param/<name>  one array per model parameter (the model's state_dict)
-  hidden        (B, H) the hidden state carried to the next chunk (absent when there is none)
+  hidden        (..., B, H) the state carried to the next chunk (absent when there is none):
+                (B, H) for the seed's model; leading axes for layers and an LSTM's (h, c)
   optim/<n>     the arrays of the optimizer state, referenced from `meta`
 
 Nested dicts, lists and tuples of arrays, numbers, strings, bools and None (an optimizer's
@@ -45,7 +46,7 @@ class Checkpoint:
 
     params: name -> array (the model's state_dict); vocab: the sorted characters;
     config: JSON values (hyperparameters); step: steps done; position: the data position;
-    hidden: (B, H) or None; optimizer: the optimizer's state_dict(); rng: the generator's
+    hidden: (..., B, H) or None; optimizer: the optimizer's state_dict(); rng: the generator's
     `bit_generator.state`; extra: JSON values (smoothed loss, seconds, ...).
     """
 
@@ -286,8 +287,8 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint
         want = (config.get("batch_size"), config.get("hidden_size"))
         if (
             hidden.dtype.kind != "f"
-            or hidden.ndim != 2
-            or any(w is not None and w != s for w, s in zip(want, hidden.shape))
+            or not 2 <= hidden.ndim <= 4
+            or any(w is not None and w != s for w, s in zip(want, hidden.shape[-2:]))
         ):
             raise CheckpointError(
                 f"hidden state of shape {hidden.shape} and dtype {hidden.dtype} does not fit the config"

@@ -3,6 +3,7 @@
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
     tinygrad-rnn train --resume my.npz --steps 5000     # continues exactly where it stopped
+    tinygrad-rnn train --cell lstm --layers 2           # an LSTM (or GRU) stack instead
     tinygrad-rnn sample --model my.npz --prime "Hope" -n 300
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
 
@@ -31,9 +32,10 @@ from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
-from tinygrad_rnn.layers import CharRNN
+from tinygrad_rnn.layers import CELLS, CharRNN
 from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_
 from tinygrad_rnn.reference import bptt, charrnn_forward
+from tinygrad_rnn.tape import no_grad
 from tinygrad_rnn.tensor import Tensor
 
 PROG = "tinygrad-rnn"
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--text", metavar="PATH", help="a UTF-8 text file (default: the built-in verse x100)")
     t.add_argument("--steps", type=_positive_int, default=10000, help="steps of this run (default 10000)")
     t.add_argument("--hidden", type=_positive_int, help="hidden size (default 64)")
+    t.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default rnn, the seed's)")
+    t.add_argument("--layers", type=_positive_int, help="recurrent layers stacked (default 1)")
     t.add_argument("--seq-len", type=_positive_int, help="characters per chunk, T (default 25)")
     t.add_argument("--batch", type=_positive_int, help="parallel streams through the text, B (default 1)")
     t.add_argument("--optim", choices=OPTIMIZERS, help="optimizer (default adagrad)")
@@ -128,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-every", type=_nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
     )
     t.add_argument(
-        "--fused", action=argparse.BooleanOptionalAction, default=True, help="use the fused op (default)"
+        "--fused",
+        action=argparse.BooleanOptionalAction,
+        help="use the fused op (default for --cell rnn; lstm and gru have none and run unfused)",
     )
     t.add_argument("--dtype", choices=tuple(DTYPES), help="float64 (default) or float32")
     t.add_argument(
@@ -151,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gradcheck", help="compare autograd, reference BPTT, fused op and finite differences")
     g.add_argument("--hidden", type=_positive_int, default=16, help="hidden size (default 16)")
+    g.add_argument(
+        "--cell", choices=tuple(CELLS), default="rnn", help="rnn (default: all four paths), lstm or gru"
+    )
+    g.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers stacked (default 1)")
     g.add_argument("--seq-len", type=_positive_int, default=10, help="sequence length (default 10)")
     g.add_argument("--batch", type=_positive_int, default=2, help="batch size (default 2)")
     g.add_argument(
@@ -209,14 +219,26 @@ def _load_checkpoint(path: str) -> Checkpoint:
             raise CheckpointError(f"invalid checkpoint {path}: the config has no {key!r}")
     if ck.config["dtype"] not in DTYPES:
         raise CheckpointError(f"invalid checkpoint {path}: unknown dtype {ck.config['dtype']!r}")
+    for key, default in ARCH_DEFAULTS.items():
+        ck.config.setdefault(key, default)  # written before LSTM/GRU and stacks: the seed's rnn
+    if ck.config["cell"] not in CELLS:
+        raise CheckpointError(f"invalid checkpoint {path}: unknown cell {ck.config['cell']!r}")
+    layers = ck.config["num_layers"]
+    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
+        raise CheckpointError(
+            f"invalid checkpoint {path}: num_layers must be an integer >= 1, got {layers!r}"
+        )
     return ck
 
 
 def _build_model(config: dict[str, Any], fused: bool, rng: Any) -> CharRNN:
+    """The model the config describes (its architecture: vocabulary, hidden, cell, layers)."""
     return CharRNN(
         int(config["vocab_size"]),
         int(config["hidden_size"]),
         fused=fused,
+        cell=str(config.get("cell", ARCH_DEFAULTS["cell"])),
+        num_layers=int(config.get("num_layers", ARCH_DEFAULTS["num_layers"])),
         dtype=DTYPES[config["dtype"]],
         rng=rng,
     )
@@ -239,6 +261,8 @@ def _make_optimizer(name: str, params: list[Any], lr: float) -> Optimizer:
 # --- train -----------------------------------------------------------------------------------
 TRAIN_DEFAULTS: dict[str, Any] = {
     "hidden": 64,
+    "cell": "rnn",
+    "layers": 1,
     "seq_len": 25,
     "batch": 1,
     "optim": "adagrad",
@@ -250,6 +274,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 # option name -> key in the checkpoint's config
 CONFIG_KEYS = {
     "hidden": "hidden_size",
+    "cell": "cell",
+    "layers": "num_layers",
     "seq_len": "seq_len",
     "batch": "batch_size",
     "optim": "optim",
@@ -258,6 +284,8 @@ CONFIG_KEYS = {
     "seed": "seed",
     "dtype": "dtype",
 }
+# config keys that checkpoints written before LSTM/GRU and stacks lack: they are the seed's rnn
+ARCH_DEFAULTS: dict[str, Any] = {"cell": "rnn", "num_layers": 1}
 
 
 def _text_of(path: Optional[str]) -> str:
@@ -330,6 +358,8 @@ class _Run:
             "prime": text[0],
             "vocab_size": len(self.vocab),
             "hidden_size": int(opts["hidden"]),
+            "cell": str(opts["cell"]),
+            "num_layers": int(opts["layers"]),
             "seq_len": int(opts["seq_len"]),
             "batch_size": int(opts["batch"]),
             "optim": str(opts["optim"]),
@@ -341,11 +371,14 @@ class _Run:
         self.batches = CharBatches(ids, self.config["seq_len"], self.config["batch_size"])
 
         self.rng = np.random.default_rng(self.config["seed"])
-        self.model = _build_model(self.config, args.fused, self.rng)
+        if args.fused and self.config["cell"] != "rnn":
+            raise UsageError(f"--fused is only for --cell rnn; a {self.config['cell']} runs unfused")
+        self.fused = self.config["cell"] == "rnn" if args.fused is None else bool(args.fused)
+        self.model = _build_model(self.config, self.fused, self.rng)
         self.params = self.model.parameters()
         self.opt = _make_optimizer(self.config["optim"], self.params, self.config["lr"])
         self.step = 0
-        self.hidden: Optional[Tensor] = None  # (B, H) carried between chunks; None: zeros
+        self.hidden: Any = None  # the state carried between chunks (see CharRNN); None: zeros
         self.smooth = -math.log(1.0 / len(self.vocab)) * self.config["seq_len"]
         self.seconds = 0.0
         self.first_input = 0  # id of the last chunk's first input (primes the progress samples)
@@ -375,7 +408,10 @@ class _Run:
             except DataError as e:
                 raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
             if ck.hidden is not None:
-                self.hidden = Tensor(ck.hidden.astype(DTYPES[self.config["dtype"]], copy=True))
+                try:
+                    self.hidden = self.model.state_from_array(ck.hidden, self.config["batch_size"])
+                except ValueError as e:
+                    raise CheckpointError(f"invalid checkpoint {path}: hidden state: {e}") from None
         else:
             print(
                 f"{PROG}: note: the text differs from the checkpoint's; reading it from its start",
@@ -389,7 +425,7 @@ class _Run:
             config=self.config,
             step=self.step,
             position=self.batches.position,
-            hidden=None if self.hidden is None else np.array(self.hidden.data),
+            hidden=None if self.hidden is None else self.model.state_array(self.hidden),
             optimizer=self.opt.state_dict(),
             rng=dict(self.rng.bit_generator.state),
             extra={"smooth_loss": self.smooth, "seconds": self.seconds},
@@ -473,9 +509,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     first, last = run.step, run.step + args.steps
     print(
         f"{'resuming at step ' + str(first) if run.resumed else 'training'}: {source}, "
-        f"{cfg['text_length']} characters, vocabulary {cfg['vocab_size']}, hidden {cfg['hidden_size']}, "
-        f"seq-len {cfg['seq_len']}, batch {cfg['batch_size']}, {cfg['optim']} lr {cfg['lr']}, "
-        f"clip {cfg['clip']}, seed {cfg['seed']}, {cfg['dtype']}, {'fused' if args.fused else 'autograd'}"
+        f"{cfg['text_length']} characters, vocabulary {cfg['vocab_size']}, "
+        f"{cfg['cell']} x{cfg['num_layers']}, hidden {cfg['hidden_size']}, seq-len {cfg['seq_len']}, "
+        f"batch {cfg['batch_size']}, {cfg['optim']} lr {cfg['lr']}, "
+        f"clip {cfg['clip']}, seed {cfg['seed']}, {cfg['dtype']}, {'fused' if run.fused else 'autograd'}"
     )
     run.save()  # a good checkpoint exists from the start (and the output path works)
     log: Optional[IO[str]] = None
@@ -543,7 +580,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 # --- gradcheck -------------------------------------------------------------------------------
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    return run_gradcheck(args.hidden, args.seq_len, args.batch, args.seed)
+    if args.cell == "rnn" and args.layers == 1:
+        return run_gradcheck(args.hidden, args.seq_len, args.batch, args.seed)
+    return run_stack_gradcheck(args.cell, args.layers, args.hidden, args.seq_len, args.batch, args.seed)
 
 
 def _loss_of(p: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, h0: np.ndarray) -> float:
@@ -634,5 +673,77 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
             f"{'yes' if ok else 'NO'}",
             file=out,
         )
+    print("all gradients agree" if all_ok else "GRADIENTS DISAGREE", file=out)
+    return 0 if all_ok else 1
+
+
+def run_stack_gradcheck(
+    cell: str, layers: int, hidden: int, seq_len: int, batch: int, seed: int, out: IO[str] = sys.stdout
+) -> int:
+    """Autograd against finite differences for any CharRNN (no reference BPTT beyond the seed's).
+
+    The loss of CharRNN(cell=..., num_layers=...) from a random state; every parameter's
+    gradient must match central finite differences (eps 1e-6, float64) to atol 1e-5 +
+    rtol 1e-3 elementwise, and for cell "rnn" the fused layers must match autograd to 1e-9
+    relative. Prints one row per parameter; returns 0 if all agree, else 1.
+    """
+    vocab = CharVocab.from_text(default_text())
+    rng = np.random.default_rng(seed)
+    model = CharRNN(len(vocab), hidden, cell=cell, num_layers=layers, rng=rng)
+    for name, p in model.named_parameters():  # larger than the 0.01 init: every path carries signal
+        p.data = rng.standard_normal(p.shape) * (0.3 / math.sqrt(hidden) if "rnn.weight" in name else 0.3)
+    inputs = rng.integers(0, len(vocab), size=(seq_len, batch))
+    targets = rng.integers(0, len(vocab), size=(seq_len, batch))
+    h0_array = np.tanh(rng.standard_normal(model.state_array_shape(batch)))
+
+    def loss_of(m: CharRNN) -> Tensor:
+        loss, _ = m.loss(inputs, targets, m.state_from_array(h0_array, batch))
+        return loss
+
+    model.zero_grad()
+    loss = loss_of(model)
+    loss.backward()
+    auto = {name: np.array(p.grad) for name, p in model.named_parameters()}
+    fused_grads: Optional[dict[str, np.ndarray]] = None
+    if cell == "rnn":
+        fused = CharRNN(len(vocab), hidden, fused=True, num_layers=layers)
+        fused.load_state_dict(model.state_dict())
+        loss_of(fused).backward()
+        fused_grads = {name: np.array(p.grad) for name, p in fused.named_parameters()}
+
+    eps = 1e-6
+    print(
+        f"gradcheck: {cell} x{layers}, vocabulary {len(vocab)}, hidden {hidden}, seq-len {seq_len}, "
+        f"batch {batch}, seed {seed}, float64; autograd vs finite differences"
+        + (" and the fused op" if fused_grads else ""),
+        file=out,
+    )
+    print(f"loss: {float(loss.item()):.12f}", file=out)
+    print(f"{'parameter':<18}{'shape':<12}{'|fd-autograd|':>15}{'|fused-autograd|':>18}  ok", file=out)
+    all_ok = True
+    with no_grad():
+        for name, p in model.named_parameters():
+            fd = np.zeros(p.shape)
+            for idx in np.ndindex(p.shape):
+                orig = p.data[idx]
+                p.data[idx] = orig + eps
+                plus = float(loss_of(model).item())
+                p.data[idx] = orig - eps
+                minus = float(loss_of(model).item())
+                p.data[idx] = orig
+                fd[idx] = (plus - minus) / (2 * eps)
+            a = auto[name]
+            ok = bool(np.all(np.abs(fd - a) <= 1e-5 + 1e-3 * np.abs(fd)))
+            d_fused = "-"
+            if fused_grads is not None:
+                diff = float(np.abs(fused_grads[name] - a).max())
+                ok &= diff <= 1e-9 * (1 + float(np.abs(a).max()))
+                d_fused = f"{diff:.2e}"
+            all_ok &= ok
+            print(
+                f"{name:<18}{str(p.shape):<12}{float(np.abs(fd - a).max()):>15.2e}{d_fused:>18}  "
+                f"{'yes' if ok else 'NO'}",
+                file=out,
+            )
     print("all gradients agree" if all_ok else "GRADIENTS DISAGREE", file=out)
     return 0 if all_ok else 1

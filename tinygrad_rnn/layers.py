@@ -11,7 +11,7 @@ With `fused=True` the recurrence (and the char-RNN's whole loss) runs as one op 
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, ClassVar, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -174,50 +174,228 @@ def _ids(ids: Any, vocab: int, name: str = "ids") -> np.ndarray:
     return arr
 
 
+# --- recurrent cells ---------------------------------------------------------------------
+# A cell is the math of one time step. The unrolled `RNN` (and `CharRNN`) call a cell's
+# static `step` with the input's share of the pre-activations already computed for all
+# steps (one matmul per layer before the loop), so every cell runs through one loop.
+State = Union[Tensor, tuple[Tensor, Tensor]]  # h (B, H), or (h, c) for the LSTM
+StateLike = Union[ArrayLike, tuple[ArrayLike, ArrayLike]]
+
+
 def _step(xh_t: Tensor, h: Tensor, weight_hh_t: Tensor) -> Tensor:
     """One step: tanh(xh_t + h @ W_hh^T), xh_t the input's share (the seed's Wxh x + bh)."""
     return (xh_t + h @ weight_hh_t).tanh()
 
 
-def _recurrence(xh: Tensor, weight_hh: Tensor, h0: Tensor, fused: bool) -> tuple[Tensor, Tensor]:
-    """All hidden states (T, B, H) and the last (B, H), from xh (T, B, H) and h0 (B, H)."""
-    if fused:
-        out = RNNRecurrence.apply(xh, weight_hh, h0)
-        return out, out[-1]
-    w_t = weight_hh.T
-    h, hs = h0, []
-    for t in range(xh.shape[0]):  # four nodes a step: getitem, matmul, add, tanh
-        h = _step(xh[t], h, w_t)
-        hs.append(h)
-    return stack(hs), h
+class _Cell(Module):
+    """Base of the cells: parameters named by `param_shapes`, one time step in `step`.
 
+    x (B, I), state (or None: zeros) -> the next state; the state is h (B, H), or the
+    pair (h, c) when `state_parts` is 2.
+    """
 
-class RNNCell(Module):
-    """h' = tanh(x @ weight_ih.T + h @ weight_hh.T + bias_h); x (B, I), h (B, H) -> h' (B, H)."""
+    gates: ClassVar[int]  # blocks of H rows in weight_ih and weight_hh
+    state_parts: ClassVar[int] = 1
+    bias_names: ClassVar[tuple[str, ...]] = ("bias_ih", "bias_hh")
 
     def __init__(
         self, input_size: int, hidden_size: int, *, dtype: DType = np.float64, rng: RNG = None
     ) -> None:
         super().__init__()
-        g = _generator(rng)
-        self.hidden_size = hidden_size
-        self.weight_ih = Parameter(_small_normal(g, (hidden_size, input_size), dtype))
-        self.weight_hh = Parameter(_small_normal(g, (hidden_size, hidden_size), dtype))
-        self.bias_h = Parameter(np.zeros(hidden_size, dtype))
+        self.input_size, self.hidden_size = input_size, hidden_size
+        _add_params(self, type(self), input_size, hidden_size, "", _generator(rng), dtype)
 
-    def forward(self, x: ArrayLike, h: Optional[ArrayLike] = None) -> Tensor:
-        dtype = self.weight_hh.dtype
-        x = _as_tensor(x, dtype)
-        h = Tensor(np.zeros((x.shape[0], self.hidden_size), dtype)) if h is None else _as_tensor(h, dtype)
-        return _step(_linear(x, self.weight_ih, self.bias_h), h, self.weight_hh.T)
+    @classmethod
+    def param_shapes(cls, input_size: int, hidden_size: int) -> list[tuple[str, tuple[int, ...]]]:
+        """PyTorch's names and shapes, in PyTorch's order: weight_ih, weight_hh, then the biases."""
+        rows = cls.gates * hidden_size
+        weights = [("weight_ih", (rows, input_size)), ("weight_hh", (rows, hidden_size))]
+        return weights + [(name, (rows,)) for name in cls.bias_names]
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Any:
+        """The next state from xw = x @ weight_ih.T + bias_ih (B, gates*H) and the state."""
+        raise NotImplementedError
+
+    @staticmethod
+    def output(state: Any) -> Tensor:
+        """The hidden state h (B, H) that a cell's state holds (what the next layer sees)."""
+        return state
+
+    def forward(self, x: ArrayLike, state: Optional[StateLike] = None) -> Any:
+        w_ih, w_hh, b_ih, b_hh = _weights(self, type(self), "")
+        x = _as_tensor(x, w_hh.dtype)
+        shape = (x.shape[0], self.hidden_size)
+        s = _state(type(self), state, shape, w_hh.dtype, type(self).__name__)
+        return self.step(_linear(x, w_ih, b_ih), s, w_hh.T, b_hh)
+
+
+class RNNCell(_Cell):
+    """h' = tanh(x @ weight_ih.T + h @ weight_hh.T + bias_h); x (B, I), h (B, H) -> h' (B, H).
+
+    One hidden bias where PyTorch's RNNCell has two (bias_ih + bias_hh play its role).
+    """
+
+    gates = 1
+    bias_names = ("bias_h",)
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_h: Parameter
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
+        return _step(xw, state, weight_hh_t)  # bias_hh is None: the one bias is in xw
+
+
+class LSTMCell(_Cell):
+    """PyTorch's LSTMCell: (x (B, I), (h, c) (B, H) each) -> (h', c'); gates in the order i, f, g, o.
+
+    i, f, o = sigmoid(.), g = tanh(.) of x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+    (split in four blocks of H columns); c' = f * c + i * g; h' = o * tanh(c').
+    Parameters: weight_ih (4H, I), weight_hh (4H, H), bias_ih (4H,), bias_hh (4H,).
+    """
+
+    gates = 4
+    state_parts = 2
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_ih: Parameter
+    bias_hh: Parameter
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h, c = state
+        gates = xw + h @ weight_hh_t + bias_hh
+        n = h.shape[-1]
+        i = gates[:, :n].sigmoid()
+        f = gates[:, n : 2 * n].sigmoid()
+        g = gates[:, 2 * n : 3 * n].tanh()
+        o = gates[:, 3 * n :].sigmoid()
+        c = f * c + i * g
+        return o * c.tanh(), c
+
+    @staticmethod
+    def output(state: Any) -> Tensor:
+        return state[0]
+
+
+class GRUCell(_Cell):
+    """PyTorch's GRUCell: x (B, I), h (B, H) -> h' (B, H); gates in the order r, z, n.
+
+    With a = x @ weight_ih.T + bias_ih and b = h @ weight_hh.T + bias_hh, each split in
+    three blocks of H columns: r = sigmoid(a_r + b_r), z = sigmoid(a_z + b_z),
+    n = tanh(a_n + r * b_n) (r gates weight_hh's term and its bias), h' = (1 - z) * n + z * h.
+    Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,).
+    """
+
+    gates = 3
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_ih: Parameter
+    bias_hh: Parameter
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
+        h = state
+        hw = h @ weight_hh_t + bias_hh
+        n_ = h.shape[-1]
+        r = (xw[:, :n_] + hw[:, :n_]).sigmoid()
+        z = (xw[:, n_ : 2 * n_] + hw[:, n_ : 2 * n_]).sigmoid()
+        n = (xw[:, 2 * n_ :] + r * hw[:, 2 * n_ :]).tanh()
+        return n + z * (h - n)  # (1 - z) * n + z * h
+
+
+CELLS: dict[str, type[_Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def _cell_class(cell: str, who: str) -> type[_Cell]:
+    if cell not in CELLS:
+        raise ValueError(f"{who}: cell must be one of {', '.join(map(repr, CELLS))}, not {cell!r}")
+    return CELLS[cell]
+
+
+def _add_params(
+    m: Module,
+    cell: type[_Cell],
+    input_size: int,
+    hidden_size: int,
+    suffix: str,
+    g: np.random.Generator,
+    dtype: DType,
+) -> None:
+    """Register one layer's parameters on m as `<name><suffix>`: weights drawn, biases zero."""
+    for name, shape in cell.param_shapes(input_size, hidden_size):
+        data = _small_normal(g, shape, dtype) if name.startswith("weight") else np.zeros(shape, dtype)
+        setattr(m, name + suffix, Parameter(data))
+
+
+def _weights(m: Module, cell: type[_Cell], suffix: str) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+    """One layer's (weight_ih, weight_hh, bias_ih, bias_hh or None) registered on m."""
+    ps = [getattr(m, name + suffix) for name, _ in cell.param_shapes(1, 1)]
+    return ps[0], ps[1], ps[2], (ps[3] if len(ps) > 3 else None)
+
+
+def _parts(state: Any) -> tuple[Tensor, ...]:
+    """A state's tensors: (h,) or (h, c)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _from_parts(parts: Sequence[Tensor]) -> Any:
+    """The inverse of `_parts`: h alone, or the pair (h, c)."""
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _state(
+    cell: type[_Cell], state: Optional[StateLike], shape: tuple[int, ...], dtype: DType, who: str
+) -> Any:
+    """The state as Tensors of `shape` (zeros for None): h, or the pair (h, c) for the LSTM."""
+    if state is None:
+        return _from_parts([Tensor(np.zeros(shape, dtype)) for _ in range(cell.state_parts)])
+    given = state if isinstance(state, (tuple, list)) else (state,)
+    if len(given) != cell.state_parts:
+        want = "a pair (h0, c0)" if cell.state_parts == 2 else "one tensor h0"
+        raise ValueError(f"{who}: the state must be {want}, got {len(given)} tensors")
+    parts = [_as_tensor(s, dtype) for s in given]
+    for part in parts:
+        if part.shape != shape:
+            raise ValueError(f"{who}: h0 must be {shape}, got {part.shape}")
+    return _from_parts(parts)
+
+
+def _detach(state: Any) -> Any:
+    """The state cut from the tape (truncated BPTT: the next chunk starts from it)."""
+    return _from_parts([p.detach() for p in _parts(state)])
+
+
+def _recurrence(
+    cell: type[_Cell], xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor], fused: bool
+) -> tuple[Tensor, Any]:
+    """All hidden states (T, B, H) and the last state, from xw (T, B, gates*H) and the first state.
+
+    xw holds x @ weight_ih.T + bias_ih of every step; `fused` (the plain tanh cell only) runs
+    the whole loop as one op.
+    """
+    if fused:
+        out = RNNRecurrence.apply(xw, weight_hh, state)
+        return out, out[-1]
+    w_t = weight_hh.T
+    hs = []
+    for t in range(xw.shape[0]):  # the plain cell: four nodes a step (getitem, matmul, add, tanh)
+        state = cell.step(xw[t], state, w_t, bias_hh)
+        hs.append(cell.output(state))
+    return stack(hs), state
 
 
 class RNN(Module):
-    """One tanh layer unrolled over time: x (T, B, I), h0 (B, H) or None -> out (T, B, H), h_T (B, H).
+    """A stack of cells unrolled over time: x (T, B, I), h0 or None -> out (T, B, H), h_T.
 
-    Parameters keep PyTorch's per-layer names, with one hidden bias (PyTorch has two whose
-    sum plays its role): weight_ih_l0 (H, I), weight_hh_l0 (H, H), bias_h_l0 (H,).
-    The input projection of all steps is one matmul; only the recurrence loops.
+    cell: "rnn" (tanh), "lstm" or "gru"; num_layers: cells stacked, each layer's outputs the
+    next one's inputs. The state h0 / h_T is (B, H) for one layer and (num_layers, B, H)
+    for a stack (PyTorch's h_n); for the LSTM it is a pair (h, c) of those. Parameters keep
+    PyTorch's names per layer k: weight_ih_lk, weight_hh_lk, bias_ih_lk, bias_hh_lk; the
+    plain cell has one hidden bias bias_h_lk instead of the two (PyTorch's sum).
+    The input projection of all steps is one matmul per layer; only the recurrence loops.
+    fused=True runs each layer's recurrence as one op (cell "rnn" only; ValueError otherwise).
     """
 
     def __init__(
@@ -226,32 +404,62 @@ class RNN(Module):
         hidden_size: int,
         fused: bool = False,
         *,
+        cell: str = "rnn",
+        num_layers: int = 1,
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        self.cell_class = _cell_class(cell, "RNN")
+        if num_layers < 1:
+            raise ValueError(f"RNN: num_layers must be >= 1, got {num_layers}")
+        if fused and self.cell_class is not RNNCell:
+            raise ValueError(f"RNN: fused=True is only for cell='rnn', not {cell!r}")
         g = _generator(rng)
-        self.hidden_size, self.fused = hidden_size, fused
-        self.weight_ih_l0 = Parameter(_small_normal(g, (hidden_size, input_size), dtype))
-        self.weight_hh_l0 = Parameter(_small_normal(g, (hidden_size, hidden_size), dtype))
-        self.bias_h_l0 = Parameter(np.zeros(hidden_size, dtype))
+        self.hidden_size, self.fused, self.cell, self.num_layers = hidden_size, fused, cell, num_layers
+        self.dtype = np.dtype(dtype)
+        for k in range(num_layers):
+            _add_params(
+                self, self.cell_class, input_size if k == 0 else hidden_size, hidden_size, f"_l{k}", g, dtype
+            )
 
-    def forward(self, x: ArrayLike, h0: Optional[ArrayLike] = None) -> tuple[Tensor, Tensor]:
-        dtype = self.weight_hh_l0.dtype
+    def state_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of h (and c): (B, H) for one layer, (num_layers, B, H) for a stack."""
+        lead = (self.num_layers,) if self.num_layers > 1 else ()
+        return (*lead, batch, self.hidden_size)
+
+    def forward(self, x: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
+        dtype = self.dtype
         x = _as_tensor(x, dtype)
         if x.ndim != 3:
             raise ValueError(f"RNN: input must be (T, B, input_size), got shape {x.shape}")
-        h0 = Tensor(np.zeros((x.shape[1], self.hidden_size), dtype)) if h0 is None else _as_tensor(h0, dtype)
-        xh = _linear(x, self.weight_ih_l0, self.bias_h_l0)
-        return _recurrence(xh, self.weight_hh_l0, h0, self.fused)
+        state = _state(self.cell_class, h0, self.state_shape(x.shape[1]), dtype, "RNN")
+        if self.num_layers == 1:
+            return self._layer(0, x, state)
+        last = []
+        for k in range(self.num_layers):  # layer k starts from h0[k] (and c0[k])
+            x, s = self._layer(k, x, _from_parts([p[k] for p in _parts(state)]))
+            last.append(_parts(s))
+        return x, _from_parts([stack(list(p)) for p in zip(*last)])
+
+    def _layer(self, k: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, f"_l{k}")
+        return _recurrence(self.cell_class, _linear(x, w_ih, b_ih), state, w_hh, b_hh, self.fused)
 
 
 class CharRNN(Module):
-    """The seed's character model: embed -> tanh RNN -> output layer, over (T, B) ids.
+    """A character model: embed -> recurrent layers -> output layer, over (T, B) ids.
 
-    The embedding is the seed's Wxh @ onehot(x), so there is no other input matrix.
-    Parameters: embed.weight (V, H), weight_hh (H, H), bias_h (H,), head.weight (V, H),
-    head.bias (V,); the seed's Wxh, Whh, bh, Why, by (see `seed_params`).
+    The default (cell="rnn", num_layers=1) is the seed's model: the embedding is the seed's
+    Wxh @ onehot(x), so there is no other input matrix. Parameters: embed.weight (V, H),
+    weight_hh (H, H), bias_h (H,), head.weight (V, H), head.bias (V,); the seed's Wxh, Whh,
+    bh, Why, by (see `seed_params`).
+    Any other cell ("lstm", "gru") or num_layers > 1 is PyTorch's nn.Embedding(V, H) ->
+    nn.LSTM/GRU/RNN(H, H, num_layers) -> nn.Linear(H, V): embed.weight, rnn.<PyTorch's
+    names> (rnn.weight_ih_l0, ...; see `RNN`), head.weight, head.bias. The state is then
+    `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
+    fused=True: the seed's model runs its whole loss as one op, a plain-rnn stack each
+    layer's recurrence; for "lstm" and "gru" it is a ValueError.
     """
 
     def __init__(
@@ -260,15 +468,27 @@ class CharRNN(Module):
         hidden_size: int,
         fused: bool = False,
         *,
+        cell: str = "rnn",
+        num_layers: int = 1,
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        cell_class = _cell_class(cell, "CharRNN")
+        if fused and cell_class is not RNNCell:
+            raise ValueError(f"CharRNN: fused=True is only for cell='rnn', not {cell!r}")
         g = _generator(rng)
         self.vocab_size, self.hidden_size, self.fused = vocab_size, hidden_size, fused
+        self.cell, self.num_layers = cell, num_layers
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
-        self.weight_hh = Parameter(_small_normal(g, (hidden_size, hidden_size), dtype))
-        self.bias_h = Parameter(np.zeros(hidden_size, dtype))
+        self.rnn: Optional[RNN] = None
+        if cell == "rnn" and num_layers == 1:  # the seed's model
+            self.weight_hh = Parameter(_small_normal(g, (hidden_size, hidden_size), dtype))
+            self.bias_h = Parameter(np.zeros(hidden_size, dtype))
+        else:
+            self.rnn = RNN(
+                hidden_size, hidden_size, fused, cell=cell, num_layers=num_layers, dtype=dtype, rng=g
+            )
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
 
     @property
@@ -276,32 +496,54 @@ class CharRNN(Module):
         assert self.head.bias is not None  # built with a bias
         return self.head.bias
 
-    def _h0(self, h0: Optional[ArrayLike], batch: int) -> Tensor:
-        dtype = self.weight_hh.dtype
-        if h0 is None:
-            return Tensor(np.zeros((batch, self.hidden_size), dtype))
-        h0 = _as_tensor(h0, dtype)
-        if h0.shape != (batch, self.hidden_size):
-            raise ValueError(f"CharRNN: h0 must be ({batch}, {self.hidden_size}), got {h0.shape}")
-        return h0
+    def state_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of h (and c): (B, H), or (num_layers, B, H) for a stack."""
+        return (batch, self.hidden_size) if self.rnn is None else self.rnn.state_shape(batch)
 
-    def hidden_states(self, inputs: ArrayLike, h0: Optional[ArrayLike] = None) -> tuple[Tensor, Tensor]:
-        """inputs int (T, B), h0 (B, H) or None -> all hidden states (T, B, H) and the last (B, H)."""
+    def _h0(self, h0: Optional[StateLike], batch: int) -> Any:
+        cell = CELLS[self.cell]
+        return _state(cell, h0, self.state_shape(batch), self.head.weight.dtype, "CharRNN")
+
+    def state_array(self, state: Any) -> np.ndarray:
+        """The state as one array (a copy): h, or np.stack([h, c]) for the LSTM."""
+        parts = [np.array(p.data) for p in _parts(state)]
+        return parts[0] if len(parts) == 1 else np.stack(parts)
+
+    def state_array_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of `state_array`: `state_shape(batch)`, with a leading 2 for the LSTM's (h, c)."""
+        parts = CELLS[self.cell].state_parts
+        return ((parts,) if parts > 1 else ()) + self.state_shape(batch)
+
+    def state_from_array(self, array: np.ndarray, batch: int) -> Any:
+        """The inverse of `state_array` for batch size B; ValueError if the shape does not fit."""
+        parts = CELLS[self.cell].state_parts
+        want = self.state_array_shape(batch)
+        if array.shape != want:
+            raise ValueError(f"CharRNN: a state array must be {want}, got {array.shape}")
+        dtype = self.head.weight.dtype
+        arrays = list(array) if parts > 1 else [array]
+        return _from_parts([Tensor(np.array(a, dtype=dtype)) for a in arrays])
+
+    def hidden_states(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
+        """inputs int (T, B), h0 or None -> the top layer's hidden states (T, B, H), the last state."""
         ids = _ids(inputs, self.vocab_size, "inputs")
         if ids.ndim != 2:
             raise ValueError(f"CharRNN: inputs must be (T, B), got shape {ids.shape}")
+        state = self._h0(h0, ids.shape[1])
+        if self.rnn is not None:
+            return self.rnn(self.embed.weight[ids], state)
         xh = self.embed.weight[ids] + self.bias_h
-        return _recurrence(xh, self.weight_hh, self._h0(h0, ids.shape[1]), self.fused)
+        return _recurrence(RNNCell, xh, state, self.weight_hh, None, self.fused)
 
-    def forward(self, inputs: ArrayLike, h0: Optional[ArrayLike] = None) -> tuple[Tensor, Tensor]:
-        """inputs int (T, B), h0 (B, H) or None -> logits (T, B, V), last hidden state (B, H)."""
+    def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
+        """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
         hs, h = self.hidden_states(inputs, h0)
         return _linear(hs, self.head.weight, self.head.bias), h
 
     def loss(
-        self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[ArrayLike] = None
-    ) -> tuple[Tensor, Tensor]:
-        """Cross-entropy summed over time, averaged over the batch, and the detached last h (B, H).
+        self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[StateLike] = None
+    ) -> tuple[Tensor, Any]:
+        """Cross-entropy summed over time, averaged over the batch, and the detached last state.
 
         inputs, targets int (T,) or (T, B); with B = 1 the loss is the seed's.
         """
@@ -315,7 +557,7 @@ class CharRNN(Module):
             ids, tgt = ids[:, None], tgt[:, None]
         batch = ids.shape[1]
         h0_t = self._h0(h0, batch)
-        if self.fused:
+        if self.fused and self.rnn is None:
             h_out = np.empty(h0_t.shape, h0_t.dtype)
             params = (self.embed.weight, self.weight_hh, self.bias_h, self.head.weight, self._head_bias)
             loss = CharRNNLoss.apply(*params, h0_t, inputs=ids, targets=tgt, h_out=h_out)
@@ -323,7 +565,7 @@ class CharRNN(Module):
         hs, h = self.hidden_states(ids, h0_t)
         logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
-        return (loss if batch == 1 else loss / batch), h.detach()
+        return (loss if batch == 1 else loss / batch), _detach(h)
 
     @no_grad()
     def sample(
@@ -332,9 +574,9 @@ class CharRNN(Module):
         n: int,
         temperature: float = 1.0,
         rng: RNG = None,
-        h0: Optional[ArrayLike] = None,
+        h0: Optional[StateLike] = None,
     ) -> list[int]:
-        """Feed prime_ids (at least one) from h0 (1, H) or zeros, then draw n ids, each fed back.
+        """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
         temperature scales the logits (0: always the most likely id); rng is a Generator
         or an int seed.
@@ -371,12 +613,20 @@ class CharRNN(Module):
         model.load_state_dict(_from_seed(p))
         return model
 
+    def _check_seed_model(self, who: str) -> None:
+        if self.rnn is not None:
+            raise ValueError(
+                f"CharRNN.{who}: only the seed's model (cell='rnn', num_layers=1) has the seed's arrays"
+            )
+
     def seed_params(self) -> dict[str, np.ndarray]:
         """Copies of the parameters in the seed's names and shapes."""
+        self._check_seed_model("seed_params")
         return _to_seed(self.state_dict())
 
     def seed_grads(self) -> dict[str, np.ndarray]:
         """The parameters' gradients in the seed's shapes, keyed like `seed_params` (Wxh, ...)."""
+        self._check_seed_model("seed_grads")
         named = dict(self.named_parameters())
         missing = [k for k, p in named.items() if p.grad is None]
         if missing:
