@@ -53,6 +53,8 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     assert bench.run(_args("--quick", "--threads", "1"), out=buf) == 0
     sections = _sections(buf.getvalue())
     names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
+    for cell in ("lstm", "gru"):  # each cell's row next to PyTorch's
+        names += [f"{cell} autograd"] + ([f"torch {cell}"] if _has_torch() else [])
     mains = [h for h in sections if h.startswith(("seed config", "scale"))]
     assert len(mains) == 2
     for heading in mains:
@@ -68,6 +70,16 @@ def test_contenders_compute_the_same_first_loss() -> None:
     losses = bench.first_losses(bench.make_contenders(cfg, use_torch=_has_torch()))
     assert set(losses) == {"seed loop", "autograd", "fused"} | ({"torch"} if _has_torch() else set())
     np.testing.assert_allclose(list(losses.values()), losses["seed loop"], rtol=1e-9)
+
+
+def test_lstm_and_gru_rows_compute_pytorchs_first_loss() -> None:
+    cfg = bench.CONFIGS["seed"]
+    losses = bench.first_losses(bench.make_cell_contenders(cfg, use_torch=_has_torch()))
+    torch_rows = {"torch lstm", "torch gru"} if _has_torch() else set()
+    assert set(losses) == {"lstm autograd", "gru autograd"} | torch_rows
+    for name in torch_rows:
+        np.testing.assert_allclose(losses[name], losses[name.split()[1] + " autograd"], rtol=1e-10)
+    assert bench.torch_twin("lstm autograd") == "torch lstm" and bench.torch_twin("fused") == "torch"
 
 
 def test_seed_loop_is_the_seeds_step() -> None:
@@ -93,6 +105,8 @@ def test_runner_script_runs() -> None:
         "seed loop",
         "autograd",
         "fused",
+        "lstm autograd",
+        "gru autograd",
     ]
 
 

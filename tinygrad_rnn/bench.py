@@ -13,13 +13,20 @@ Contenders, all starting from the same weights and fed the same chunks:
   torch       nn.Embedding + nn.RNN + nn.Linear, cross-entropy, clip_grad_value_,
               torch.optim.Adagrad (skipped when torch is not importable); nn.RNN's input
               matrix is set to the identity so that it computes the same function
+  lstm autograd, gru autograd
+              CharRNN(cell="lstm" | "gru") through the engine (Embedding -> cell -> Linear)
+  torch lstm, torch gru
+              nn.Embedding + nn.LSTM | nn.GRU + nn.Linear with the same weights (one to one)
+
+In the main tables, "time vs torch" compares each LSTM/GRU row with its PyTorch twin.
 
 Timing interleaves the contenders round-robin (the starting contender rotates every round)
 and reports medians over rounds. Peak memory is what tracemalloc sees during one step
 beyond what was allocated before it; torch's allocator is invisible to tracemalloc, so its
 memory is "n/a". Model FLOPs per step are 6*T*B*H*(H+V) (forward, and backward through the
 recurrence and the output layer; elementwise work and the seed's one-hot products are not
-counted), compared with a large numpy matmul of the same dtype.
+counted), 6*T*B*(2*G*H*H + H*V) for a cell with G gates (input and recurrent matmuls),
+compared with a large numpy matmul of the same dtype.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ CLIP = 5.0  # the seed's gradient clip
 LR = 0.1  # the seed's learning rate
 CHUNKS = 8  # distinct (inputs, targets) chunks cycled through by every contender
 CONTENDER_NAMES = ("seed loop", "autograd", "fused", "torch")
+CELL_CONTENDER_NAMES = ("lstm autograd", "torch lstm", "gru autograd", "torch gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,11 @@ class Config:
     def flops(self) -> float:
         """Model FLOPs of one training step (matmuls of the recurrence and the output layer)."""
         return 6.0 * self.seq_len * self.batch * self.hidden * (self.hidden + self.vocab)
+
+    def cell_flops(self, cell: str) -> float:
+        """Model FLOPs of one step of the Embedding -> cell -> Linear model (see the module doc)."""
+        t_b, h = self.seq_len * self.batch, self.hidden
+        return 6.0 * t_b * (2 * GATES[cell] * h * h + h * self.vocab)
 
     def describe(self) -> str:
         dt = np.dtype(self.dtype).name
@@ -182,6 +196,8 @@ class EngineStep:
 
     def __init__(self, model: CharRNN, chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.name = "fused" if model.fused else "autograd"
+        if model.cell != "rnn":
+            self.name = f"{model.cell} autograd"
         self.model, self.chunks = model, list(chunks)
         self.params = model.parameters()
         self.opt = Adagrad(self.params, lr=LR)
@@ -220,26 +236,34 @@ def numpy_threads() -> int:
 
 
 class TorchStep:
-    """nn.Embedding + nn.RNN(tanh) + nn.Linear, summed cross-entropy / B, clip, Adagrad."""
-
-    name = "torch"
+    """nn.Embedding + nn.RNN(tanh) | nn.LSTM | nn.GRU + nn.Linear, summed cross-entropy / B, clip, Adagrad."""
 
     def __init__(
-        self, state: dict[str, np.ndarray], cfg: Config, chunks: Sequence[tuple[np.ndarray, np.ndarray]]
+        self,
+        state: dict[str, np.ndarray],
+        cfg: Config,
+        chunks: Sequence[tuple[np.ndarray, np.ndarray]],
+        cell: str = "rnn",
     ) -> None:
         torch = _torch()
         nn = torch.nn
         self.torch = torch
+        self.name = "torch" if cell == "rnn" else f"torch {cell}"
         dtype = torch.float64 if np.dtype(cfg.dtype) == np.float64 else torch.float32
         self.embed = nn.Embedding(cfg.vocab, cfg.hidden, dtype=dtype)
-        self.rnn = nn.RNN(cfg.hidden, cfg.hidden, nonlinearity="tanh", dtype=dtype)
+        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = layer(cfg.hidden, cfg.hidden, dtype=dtype)
         self.head = nn.Linear(cfg.hidden, cfg.vocab, dtype=dtype)
         with torch.no_grad():  # the same function and weights as the CharRNN
             self.embed.weight.copy_(torch.from_numpy(state["embed.weight"]))
-            self.rnn.weight_ih_l0.copy_(torch.eye(cfg.hidden, dtype=dtype))
-            self.rnn.weight_hh_l0.copy_(torch.from_numpy(state["weight_hh"]))
-            self.rnn.bias_ih_l0.copy_(torch.from_numpy(state["bias_h"]))
-            self.rnn.bias_hh_l0.zero_()
+            if cell == "rnn":  # the seed's model has no input matrix: the identity
+                self.rnn.weight_ih_l0.copy_(torch.eye(cfg.hidden, dtype=dtype))
+                self.rnn.weight_hh_l0.copy_(torch.from_numpy(state["weight_hh"]))
+                self.rnn.bias_ih_l0.copy_(torch.from_numpy(state["bias_h"]))
+                self.rnn.bias_hh_l0.zero_()
+            else:  # PyTorch's names: rnn.weight_ih_l0, ... one to one
+                for name, p in self.rnn.named_parameters():
+                    p.copy_(torch.from_numpy(state[f"rnn.{name}"]))
             self.head.weight.copy_(torch.from_numpy(state["head.weight"]))
             self.head.bias.copy_(torch.from_numpy(state["head.bias"]))
         self.params = [*self.embed.parameters(), *self.rnn.parameters(), *self.head.parameters()]
@@ -247,7 +271,9 @@ class TorchStep:
         self.chunks = [(torch.from_numpy(i), torch.from_numpy(t).reshape(-1)) for i, t in chunks]
         self.batch, self.vocab = cfg.batch, cfg.vocab
         self.chars = cfg.seq_len * cfg.batch
-        self.h = torch.zeros(1, cfg.batch, cfg.hidden, dtype=dtype)
+        self.h: Any = torch.zeros(1, cfg.batch, cfg.hidden, dtype=dtype)
+        if cell == "lstm":
+            self.h = (self.h, torch.zeros_like(self.h))
         self.i = 0
 
     def step(self) -> float:
@@ -261,7 +287,7 @@ class TorchStep:
         loss.backward()
         torch.nn.utils.clip_grad_value_(self.params, CLIP)
         self.opt.step()
-        self.h = h.detach()
+        self.h = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
         return float(loss.item())
 
 
@@ -284,6 +310,29 @@ def make_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[
     if use_torch and _torch() is not None:
         out.append(TorchStep(state, cfg, chunks))
     return out
+
+
+def make_cell_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[Contender]:
+    """LSTM and GRU char models through the engine, each followed by its PyTorch twin (same weights)."""
+    chunks = _chunks(cfg, seed)
+    out: list[Contender] = []
+    for cell in ("lstm", "gru"):
+        model = CharRNN(cfg.vocab, cfg.hidden, cell=cell, dtype=cfg.dtype, rng=seed)
+        out.append(EngineStep(model, chunks))
+        if use_torch and _torch() is not None:
+            out.append(TorchStep(model.state_dict(), cfg, chunks, cell))
+    return out
+
+
+def cell_of(name: str) -> str:
+    """The cell a contender runs: "lstm" or "gru" when its name says so, else "rnn"."""
+    return next((word for word in name.split() if word in ("lstm", "gru")), "rnn")
+
+
+def torch_twin(name: str) -> str:
+    """The PyTorch row a contender's time is compared with: its own cell's."""
+    cell = cell_of(name)
+    return "torch" if cell == "rnn" else f"torch {cell}"
 
 
 def first_losses(contenders: Sequence[Contender]) -> dict[str, float]:
@@ -358,18 +407,21 @@ def _mib(n: Optional[int]) -> str:
 
 def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     """Time the contenders on `cfg` and print ms/step, chars/s, peak memory, ratios, GFLOP/s."""
-    contenders = make_contenders(cfg, use_torch=not args.no_torch, seed=args.seed)
+    use_torch = not args.no_torch
+    contenders = make_contenders(cfg, use_torch, args.seed) + make_cell_contenders(cfg, use_torch, args.seed)
     losses = first_losses(contenders)
     times = interleaved(contenders, args.steps, args.rounds, args.warmup)
     peak = matmul_gflops(cfg.dtype, n=args.matmul_n)
     med = {name: statistics.median(t) for name, t in times.items()}
     per_char = {c.name: med[c.name] / c.chars for c in contenders}
-    seed_pc, torch_pc = per_char.get("seed loop"), per_char.get("torch")
+    seed_pc = per_char.get("seed loop")
     rows = []
     for c in contenders:
-        mem = None if c.name == "torch" else peak_bytes(c.step)
+        mem = None if c.name.startswith("torch") else peak_bytes(c.step)
         ts = times[c.name]
-        gflops = cfg.flops * (c.chars / (cfg.seq_len * cfg.batch)) / med[c.name] / 1e9
+        cell = cell_of(c.name)
+        flops = cfg.flops if cell == "rnn" else cfg.cell_flops(cell)
+        gflops = flops * (c.chars / (cfg.seq_len * cfg.batch)) / med[c.name] / 1e9
         rows.append(
             [
                 c.name,
@@ -379,7 +431,7 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
                 f"{c.chars / med[c.name]:,.0f}",
                 _mib(mem),
                 _ratio(per_char[c.name], seed_pc),
-                _ratio(per_char[c.name], torch_pc),
+                _ratio(per_char[c.name], per_char.get(torch_twin(c.name))),
                 f"{gflops:.2f} ({100 * gflops / peak:.1f}%)",
             ]
         )
@@ -396,12 +448,17 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     ]
     print(f"\n## {cfg.name} config ({cfg.describe()})\n", file=out)
     print(_table(header, rows), file=out)
-    same = [v for k, v in losses.items() if k != "seed loop" or cfg.batch == 1]
-    spread = (max(same) - min(same)) / max(abs(min(same)), 1e-30)
+    families = {"rnn": [k for k in CONTENDER_NAMES if k != "seed loop" or cfg.batch == 1]}
+    families.update({cell: [f"{cell} autograd", f"torch {cell}"] for cell in ("lstm", "gru")})
+    spread = 0.0
+    for names in families.values():
+        same = [losses[k] for k in names if k in losses]
+        spread = max(spread, (max(same) - min(same)) / max(abs(min(same)), 1e-30))
     print(
         f"\nmedian of {args.rounds} rounds x {args.steps} steps; 'time vs' = time per character "
         f"relative to that row (< 1 is faster); numpy {np.dtype(cfg.dtype).name} matmul "
-        f"{args.matmul_n}^2: {peak:.1f} GFLOP/s; first-step losses agree to {spread:.1e} (relative)",
+        f"{args.matmul_n}^2: {peak:.1f} GFLOP/s; first-step losses agree to {spread:.1e} (relative; "
+        "within each cell's rows)",
         file=out,
     )
 
@@ -479,7 +536,8 @@ def memory_checks(args: argparse.Namespace, out: Any) -> None:
 
 def profile(name: str, cfg: Config, args: argparse.Namespace, out: Any, top: int = 25) -> None:
     """cProfile `args.steps` steps of one contender and print the top functions by own time."""
-    contenders = make_contenders(cfg, use_torch=name == "torch", seed=args.seed)
+    use_torch = name.startswith("torch")
+    contenders = make_contenders(cfg, use_torch, args.seed) + make_cell_contenders(cfg, use_torch, args.seed)
     c = next((c for c in contenders if c.name == name), None)
     if c is None:
         raise SystemExit(f"bench: no contender {name!r} (is torch installed?)")
@@ -567,7 +625,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--matmul-n", type=int, help="size of the reference numpy matmul (default 1024)")
     p.add_argument(
-        "--profile", choices=CONTENDER_NAMES, help="cProfile one contender on the first config instead"
+        "--profile",
+        choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES,
+        help="cProfile one contender on the first config instead",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
 
