@@ -148,10 +148,11 @@ class AddMM(Function):
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
             raise ValueError(f"addmm: shapes {a.shape} and {b.shape} do not align")
         ctx.save_for_backward(a, b)
-        out = np.dot(a, b)
-        if np.broadcast_shapes(c.shape, out.shape) != out.shape:
-            raise ValueError(f"addmm: shape {c.shape} does not broadcast to {out.shape}")
-        return c + out
+        product = np.dot(a, b)
+        out = c + product
+        if out.shape != product.shape:
+            raise ValueError(f"addmm: shape {c.shape} does not broadcast to {product.shape}")
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:

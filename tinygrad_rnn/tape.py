@@ -129,8 +129,10 @@ class IndexedGrad:
 
 def is_basic_index(index: Any) -> bool:
     """True for ints, slices, None and Ellipsis: each element is picked at most once."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+    for part in index if isinstance(index, tuple) else (index,):
+        if not (isinstance(part, (int, np.integer, slice)) or part is None or part is Ellipsis):
+            return False
+    return True
 
 
 def _scatter(grads: dict[Any, np.ndarray], owned: set[Any], edge: Any, g: IndexedGrad, like: Any) -> None:
