@@ -5,8 +5,13 @@ as PyTorch's does. Weights follow PyTorch's layout (`Linear.weight` is (out, in)
 are time-major, (T, B, ...). Initial weights are the seed's (normal * 0.01, zero biases),
 drawn from the Generator (or int seed) passed as `rng`, so the same seed gives the same model.
 
+Cells (`RNNCell`, `LSTMCell`, `GRUCell`) are one time step each, with PyTorch's equations
+and parameter names; `RNN(cell=..., num_layers=...)` and `CharRNN` unroll any of them
+through one loop, after one input matmul per layer for all steps.
+
 With `fused=True` the recurrence (and the char-RNN's whole loss) runs as one op from
 `tinygrad_rnn.fused`; the parameters, and so the state_dict keys, are the same either way.
+Only the plain tanh cell has a fused op.
 """
 
 from __future__ import annotations
@@ -222,11 +227,12 @@ class _Cell(Module):
         """The hidden state h (B, H) that a cell's state holds (what the next layer sees)."""
         return state
 
-    def forward(self, x: ArrayLike, state: Optional[StateLike] = None) -> Any:
+    def forward(self, x: ArrayLike, h: Optional[StateLike] = None) -> Any:
+        """x (B, I), h: the state (h, or the pair (h, c)) or None for zeros -> the next state."""
         w_ih, w_hh, b_ih, b_hh = _weights(self, type(self), "")
         x = _as_tensor(x, w_hh.dtype)
         shape = (x.shape[0], self.hidden_size)
-        s = _state(type(self), state, shape, w_hh.dtype, type(self).__name__)
+        s = _state(type(self), h, shape, w_hh.dtype, type(self).__name__)
         return self.step(_linear(x, w_ih, b_ih), s, w_hh.T, b_hh)
 
 
