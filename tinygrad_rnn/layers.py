@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from tinygrad_rnn.fused import CharRNNLoss, RNNRecurrence
-from tinygrad_rnn.ops import softmax_cross_entropy, stack
+from tinygrad_rnn.ops import addmm, softmax_cross_entropy, stack
 from tinygrad_rnn.tape import no_grad
 from tinygrad_rnn.tensor import ArrayLike, Tensor
 
@@ -125,9 +125,8 @@ class Module:
 def _linear(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
     """x (..., in) @ weight.T + bias -> (..., out), as one 2-D matmul over all leading axes."""
     lead = x.shape[:-1]
-    y = (x if x.ndim == 2 else x.reshape(-1, x.shape[-1])) @ weight.T
-    if bias is not None:
-        y = y + bias
+    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    y = x2 @ weight.T if bias is None else addmm(bias, x2, weight.T)  # addmm: one node
     return y if len(lead) == 1 else y.reshape(*lead, weight.shape[0])
 
 
@@ -189,7 +188,7 @@ StateLike = Union[ArrayLike, tuple[ArrayLike, ArrayLike]]
 
 def _step(xh_t: Tensor, h: Tensor, weight_hh_t: Tensor) -> Tensor:
     """One step: tanh(xh_t + h @ W_hh^T), xh_t the input's share (the seed's Wxh x + bh)."""
-    return (xh_t + h @ weight_hh_t).tanh()
+    return addmm(xh_t, h, weight_hh_t).tanh()  # addmm(c, a, b) = c + a @ b, one node
 
 
 class _Cell(Module):
@@ -271,7 +270,8 @@ class LSTMCell(_Cell):
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        gates = xw + h @ weight_hh_t + bias_hh
+        assert bias_hh is not None  # the LSTM and the GRU have one
+        gates = addmm(xw, h, weight_hh_t) + bias_hh
         n = h.shape[-1]
         i = gates[:, :n].sigmoid()
         f = gates[:, n : 2 * n].sigmoid()
@@ -303,7 +303,8 @@ class GRUCell(_Cell):
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
         h = state
-        hw = h @ weight_hh_t + bias_hh
+        assert bias_hh is not None
+        hw = addmm(bias_hh, h, weight_hh_t)
         n_ = h.shape[-1]
         r = (xw[:, :n_] + hw[:, :n_]).sigmoid()
         z = (xw[:, n_ : 2 * n_] + hw[:, n_ : 2 * n_]).sigmoid()
@@ -386,7 +387,7 @@ def _recurrence(
         return out, out[-1]
     w_t = weight_hh.T
     hs = []
-    for t in range(xw.shape[0]):  # the plain cell: four nodes a step (getitem, matmul, add, tanh)
+    for t in range(xw.shape[0]):  # the plain cell: three nodes a step (getitem, addmm, tanh)
         state = cell.step(xw[t], state, w_t, bias_hh)
         hs.append(cell.output(state))
     return stack(hs), state
