@@ -6,7 +6,7 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pytest
@@ -16,16 +16,6 @@ from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.layers import RNN, CharRNN, GRUCell, LSTMCell, Module, RNNCell
 
 TOL = {"rtol": 1e-10, "atol": 1e-10}
-
-
-@pytest.fixture
-def torch() -> Iterator[Any]:
-    """PyTorch on one thread: its tiny ops are 10x slower when threads contend."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
 
 
 def _random_weights(m: Module, rng: np.random.Generator, scale: float = 0.5) -> dict[str, np.ndarray]:

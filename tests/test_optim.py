@@ -6,7 +6,7 @@ import importlib.util
 import io
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -173,16 +173,6 @@ TORCH_CASES = [
     ("RMSprop", {"lr": 0.01}),
     ("RMSprop", {"lr": 0.002, "alpha": 0.9, "eps": 1e-6}),
 ]
-
-
-@pytest.fixture
-def torch() -> Iterator[Any]:
-    """PyTorch on one thread: its tiny ops are 10x slower when threads contend."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
 
 
 def torch_loss(problem: str, params: list[Any]) -> Any:
