@@ -81,10 +81,9 @@ def rnn_forward(xh: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray) -> np.nda
     hs = np.empty((steps + 1,) + h0.shape, np.result_type(xh, weight_hh, h0))
     hs[0] = h0
     w_t = weight_hh.T
-    for t in range(steps):  # three numpy calls a step, no allocation
-        h = hs[t + 1]
-        np.dot(hs[t], w_t, out=h)  # np.dot: less call overhead than matmul for small arrays
-        h += xh[t]
+    for h_prev, h, x in zip(hs, hs[1:], xh):  # three numpy calls a step, no allocation
+        h_prev.dot(w_t, out=h)  # the method skips np.dot's dispatcher; matmul is slower still
+        h += x
         np.tanh(h, out=h)
     return hs
 
@@ -98,14 +97,13 @@ def rnn_backward(
     """
     dtanh = 1 - hs[1:] * hs[1:]  # all steps at once, before the loop
     dhraw = np.empty_like(dtanh)
-    dhnext = np.zeros_like(hs[0])
-    for t in reversed(range(dhs.shape[0])):
-        d = dhraw[t]
-        np.add(dhs[t], dhnext, out=d)  # dh = output share + dhnext
-        d *= dtanh[t]  # dhraw = (1 - h*h) * dh
-        np.dot(d, weight_hh, out=dhnext)  # dhnext = dhraw @ Whh (rows: the seed's Whh.T @ dhraw)
+    dhnext = np.zeros(hs.shape[1:], hs.dtype)
+    for d, dh, dt in zip(dhraw[::-1], dhs[::-1], dtanh[::-1]):  # t = T-1 down to 0
+        np.add(dh, dhnext, out=d)  # dh = output share + dhnext
+        d *= dt  # dhraw = (1 - h*h) * dh
+        d.dot(weight_hh, out=dhnext)  # dhnext = dhraw @ Whh (rows: the seed's Whh.T @ dhraw)
     hidden = hs.shape[-1]
-    dweight_hh = np.dot(dhraw.reshape(-1, hidden).T, hs[:-1].reshape(-1, hidden))  # sum_t dhraw h^T
+    dweight_hh = dhraw.reshape(-1, hidden).T.dot(hs[:-1].reshape(-1, hidden))  # sum_t dhraw h^T
     return dhraw, dhnext, dweight_hh
 
 
@@ -113,11 +111,15 @@ def scatter_add_rows(ids: np.ndarray, rows: np.ndarray, num: int) -> np.ndarray:
     """out (num, H) with out[i] = the sum of rows[j] (N, H) over every j with ids[j] == i.
 
     The embedding's backward (a row used twice gets both gradients). Sorting the ids once
-    and summing each run with reduceat is several times faster than np.add.at.
+    and summing each run with reduceat ties np.add.at at 25 rows and beats it (up to 5x)
+    from a few dozen rows on, so it is the one path for every size.
     """
     order = ids.argsort(kind="stable")
     sorted_ids = ids[order]
-    starts = np.flatnonzero(np.diff(sorted_ids, prepend=-1))  # where each id's run begins
+    run_start = np.empty(sorted_ids.shape, bool)  # True where an id's run begins
+    run_start[:1] = True
+    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=run_start[1:])
+    starts = run_start.nonzero()[0]
     out = np.zeros((num, rows.shape[1]), rows.dtype)
     out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
     return out
@@ -146,7 +148,7 @@ def charrnn_forward(
     """
     hs = rnn_forward(embed[inputs] + bias, weight_hh, h0)
     hidden = hs.shape[-1]
-    logits = np.dot(hs[1:].reshape(-1, hidden), head_weight.T)  # every step's output layer at once
+    logits = hs[1:].reshape(-1, hidden).dot(head_weight.T)  # every step's output layer at once
     logits += head_bias
     logits -= logits.max(axis=1, keepdims=True)  # log-sum-exp, shifted
     picked = logits.ravel()[_flat_targets(targets, logits.shape[1])].sum()
@@ -176,9 +178,9 @@ def charrnn_backward(
     dy = p * scale
     dy.ravel()[_flat_targets(targets, vocab)] -= scale  # the seed's dy = p - onehot(target)
     h_all = hs[1:].reshape(-1, hidden)
-    dhead_weight = np.dot(dy.T, h_all)
+    dhead_weight = dy.T.dot(h_all)
     dhead_bias = dy.sum(axis=0)
-    dhs = np.dot(dy, head_weight).reshape(steps, batch, hidden)
+    dhs = dy.dot(head_weight).reshape(steps, batch, hidden)
     dhraw, dh0, dweight_hh = rnn_backward(dhs, hs, weight_hh)
     dhraw_all = dhraw.reshape(-1, hidden)
     dembed = scatter_add_rows(inputs.ravel(), dhraw_all, vocab)
