@@ -198,6 +198,13 @@ def test_no_grad_records_nothing_as_context_and_decorator() -> None:
     assert not f(x).requires_grad
     assert tg.is_grad_enabled()
 
+    @no_grad()
+    def countdown(n: int) -> int:  # the same decorator instance entered recursively
+        return 0 if n == 0 else countdown(n - 1)
+
+    countdown(3)
+    assert tg.is_grad_enabled()
+
 
 def test_float32_stays_float32_through_ops_and_grads() -> None:
     x, w = leaf(3, 4, dtype=np.float32), leaf(4, 2, seed=1, dtype=np.float32)

@@ -42,13 +42,16 @@ def is_grad_enabled() -> bool:
 class no_grad(ContextDecorator):
     """Context manager and decorator: ops inside record nothing and hold no memory."""
 
+    def __init__(self) -> None:
+        self._prev: list[bool] = []  # a stack: a decorated function may call itself
+
     def __enter__(self) -> no_grad:
-        self._prev = _GradMode.enabled
+        self._prev.append(_GradMode.enabled)
         _GradMode.enabled = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev
+        _GradMode.enabled = self._prev.pop()
 
 
 class Node:
