@@ -378,3 +378,11 @@ def test_slicing_a_sequence_step_by_step_scatters_into_one_buffer() -> None:
     h.sum().backward()
     assert xs.grad is not None and xs.grad.shape == (50, 2, 3) and np.all(xs.grad[:, :, :] != 0)
     assert gradcheck(lambda a, b: (a[0] + a[1] @ b + a[1][[0, 0]]).tanh(), [leaf(2, 2, 3), w])
+
+
+def test_numerical_gradient_is_central_differences_and_restores_the_array() -> None:
+    x = np.array([[0.5, -1.0], [2.0, 0.1]])
+    before = x.copy()
+    g = tg.numerical_gradient(lambda: float(np.sum(x**3)), x)
+    np.testing.assert_allclose(g, 3 * before**2, rtol=1e-8)
+    np.testing.assert_array_equal(x, before)

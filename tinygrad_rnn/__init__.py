@@ -5,7 +5,7 @@ record of ops and backward as its reverse sweep), `ops` (the built-in ops, a tab
 derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
 """
 
-from tinygrad_rnn.gradcheck import GradcheckError, gradcheck
+from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack
 from tinygrad_rnn.tape import IndexedGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
@@ -24,6 +24,7 @@ __all__ = [
     "gradcheck",
     "is_grad_enabled",
     "no_grad",
+    "numerical_gradient",
     "softmax_cross_entropy",
     "stack",
     "unbroadcast",

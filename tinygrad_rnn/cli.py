@@ -32,6 +32,7 @@ from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
+from tinygrad_rnn.gradcheck import numerical_gradient
 from tinygrad_rnn.layers import CELLS, CharRNN
 from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_
 from tinygrad_rnn.reference import bptt, charrnn_forward
@@ -623,7 +624,7 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
         loss_b, g_b, _ = bptt(p, list(inputs[:, b]), list(targets[:, b]), h0[b][:, None])
         ref_loss += loss_b / batch
         for k in p:
-            ref_grads[k] += (g_b[k] if k in g_b else g_b["d" + k]) / batch  # Wxh or dWxh
+            ref_grads[k] += g_b[k] / batch
 
     results: dict[str, dict[str, np.ndarray]] = {"reference": ref_grads}
     losses = {"reference": ref_loss}
@@ -634,17 +635,7 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
         results[name] = model.seed_grads()
         losses[name] = float(loss.item())
 
-    eps = 1e-6
-    fd = {k: np.zeros_like(v) for k, v in p.items()}
-    for k, arr in p.items():
-        for idx in np.ndindex(arr.shape):
-            orig = arr[idx]
-            arr[idx] = orig + eps
-            plus = _loss_of(p, inputs, targets, h0)
-            arr[idx] = orig - eps
-            minus = _loss_of(p, inputs, targets, h0)
-            arr[idx] = orig
-            fd[k][idx] = (plus - minus) / (2 * eps)
+    fd = {k: numerical_gradient(lambda: _loss_of(p, inputs, targets, h0), arr) for k, arr in p.items()}
 
     print(
         f"gradcheck: vocabulary {V}, hidden {H}, seq-len {seq_len}, batch {batch}, seed {seed}, float64",
@@ -711,7 +702,6 @@ def run_stack_gradcheck(
         loss_of(fused).backward()
         fused_grads = {name: np.array(p.grad) for name, p in fused.named_parameters()}
 
-    eps = 1e-6
     print(
         f"gradcheck: {cell} x{layers}, vocabulary {len(vocab)}, hidden {hidden}, seq-len {seq_len}, "
         f"batch {batch}, seed {seed}, float64; autograd vs finite differences"
@@ -723,15 +713,7 @@ def run_stack_gradcheck(
     all_ok = True
     with no_grad():
         for name, p in model.named_parameters():
-            fd = np.zeros(p.shape)
-            for idx in np.ndindex(p.shape):
-                orig = p.data[idx]
-                p.data[idx] = orig + eps
-                plus = float(loss_of(model).item())
-                p.data[idx] = orig - eps
-                minus = float(loss_of(model).item())
-                p.data[idx] = orig
-                fd[idx] = (plus - minus) / (2 * eps)
+            fd = numerical_gradient(lambda: float(loss_of(model).item()), p.data)
             a = auto[name]
             ok = bool(np.all(np.abs(fd - a) <= 1e-5 + 1e-3 * np.abs(fd)))
             d_fused = "-"
