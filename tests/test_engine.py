@@ -386,3 +386,75 @@ def test_numerical_gradient_is_central_differences_and_restores_the_array() -> N
     g = tg.numerical_gradient(lambda: float(np.sum(x**3)), x)
     np.testing.assert_allclose(g, 3 * before**2, rtol=1e-8)
     np.testing.assert_array_equal(x, before)
+
+
+def test_in_place_change_of_an_output_that_views_a_saved_buffer_is_caught() -> None:
+    class Shift(Function):  # saves a buffer and returns a view of it, like a fused recurrence
+        @staticmethod
+        def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+            buf = np.concatenate([np.zeros(1), np.tanh(x)])
+            ctx.save_for_backward(buf)
+            return buf[1:]
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+            (buf,) = ctx.saved_tensors
+            return grad * (1 - buf[1:] ** 2)
+
+    x = leaf(3)
+    y = Shift.apply(x)
+    y.data -= 0.5
+    with pytest.raises(RuntimeError, match="Shift: an array saved for backward was modified"):
+        y.sum().backward()
+
+
+def test_saving_an_output_that_views_an_updated_parameter_is_not_a_false_alarm() -> None:
+    class Flat(Function):
+        @staticmethod
+        def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+            out = x.reshape(-1)
+            ctx.save_for_backward(out)
+            return out
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+            return grad.reshape(2, 2)
+
+    w = leaf(2, 2)
+    w.data -= 0.1  # the parameter is at version 1 before the forward
+    Flat.apply(w).sum().backward()
+    np.testing.assert_array_equal(w.grad, np.ones((2, 2)))
+
+
+def test_backward_errors_name_the_right_input_and_accept_lists() -> None:
+    class Two(Function):
+        @staticmethod
+        def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return a * b
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> list[np.ndarray]:
+            return [grad, np.ones(7)]
+
+    x = leaf(3)
+    with pytest.raises(RuntimeError, match=r"Two: backward returned a gradient of shape \(7,\) for input 1"):
+        Two.apply(x, x).sum().backward()
+
+
+def test_tape_gradient_of_a_target_from_elsewhere_is_an_error() -> None:
+    x = leaf(3)
+    y = (x * 2.0).sum()
+    with Tape() as tape:
+        z = x * 3.0
+    with pytest.raises(ValueError, match="not computed on this tape"):
+        tape.gradient(y, [x])
+    assert len(tape) == 1 and z.requires_grad
+
+
+def test_bool_and_data_assignment_are_checked() -> None:
+    assert bool(Tensor(np.array(2.0))) and not bool(Tensor(np.zeros(1)))
+    with pytest.raises(ValueError, match="item: tensor of shape \\(3,\\)"):
+        bool(Tensor(np.zeros(3)))
+    w = leaf(2)
+    with pytest.raises(TypeError, match="needs float data"):
+        w.data = [1, 2]

@@ -89,6 +89,12 @@ def test_neg(shape: tuple[int, ...], seed: int) -> None:
     check(lambda t: -t, lambda t: -t, values(np.random.default_rng(seed), shape))
 
 
+def test_pow_zero_exponent_has_zero_gradient_at_zero() -> None:
+    x = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
 @given(shape=shapes, seed=seeds, exponent=st.sampled_from([2, 3, -1, 0.5, 1.5, -2.5]))
 def test_pow_scalar_exponent(shape: tuple[int, ...], seed: int, exponent: float) -> None:
     x = np.random.default_rng(seed).uniform(0.5, 2.0, shape)  # positive base for real powers
@@ -155,6 +161,8 @@ def test_reshape_and_transpose(shape: tuple[int, ...], seed: int, data: Any) -> 
     check(lambda t: t.reshape(-1), lambda t: t.reshape(-1), x)
     check(lambda t: t.reshape(*shape[::-1]), lambda t: t.reshape(tuple(shape[::-1])), x)
     check(lambda t: t.transpose(*perm), lambda t: t.permute(perm), x)
+    negative = tuple(a - len(shape) for a in perm)  # the same permutation, counted from the end
+    check(lambda t: t.transpose(*negative), lambda t: t.permute(perm), x)
     check(lambda t: t.T, lambda t: t.permute(tuple(range(t.ndim - 1, -1, -1))), x)
 
 

@@ -22,6 +22,8 @@ class RNNRecurrence(Function):
     (H, H), h0 (B, H); returns out (T, B, H).
     """
 
+    name = "rnn_recurrence"
+
     @staticmethod
     def forward(ctx: Context, xh: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray) -> np.ndarray:
         hs = reference.rnn_forward(xh, weight_hh, h0)
@@ -42,6 +44,8 @@ class CharRNNLoss(Function):
     h0 (B, H). Options: inputs and targets int (T, B), and `h_out` (B, H), an array the last
     hidden state is written into (a Function returns one array: here the scalar loss).
     """
+
+    name = "charrnn_loss"
 
     @staticmethod
     def forward(

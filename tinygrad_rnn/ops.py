@@ -99,7 +99,7 @@ class Pow(Function):
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
         (x,) = ctx.saved_tensors
         p = ctx.exponent
-        return grad * p * x ** (p - 1)
+        return grad * p * x ** (p - 1) if p != 0 else np.zeros_like(grad)  # no 0 * inf at x = 0
 
 
 class MatMul(Function):
@@ -219,8 +219,9 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axes: Optional[Sequence[int]] = None) -> np.ndarray:
-        ctx.axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(axes)
-        return x.transpose(ctx.axes)
+        out = x.transpose(axes)
+        ctx.axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(a % x.ndim for a in axes)
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:

@@ -100,19 +100,22 @@ class Node:
         return f"{self.name} {ins} -> {self.out_shape}"
 
 
+def _owner(a: np.ndarray) -> np.ndarray:
+    """The array that owns a's memory (numpy points every view at the owner)."""
+    return a if a.base is None else a.base
+
+
 def _saved_versions(
     saved: tuple[Any, ...], inputs: list[Tensor], output: Tensor
 ) -> list[tuple[list[int], int]]:
-    """The version cells of the inputs and output whose arrays (or views of them) were saved."""
+    """(version cell, version now) of each input or output whose memory an array saved shares."""
     versions = []
     for s in saved:
         if s.__class__ is np.ndarray:
-            base = s.base
-            for t in inputs:
-                if t._data is s or t._data is base:
+            owner = _owner(s)
+            for t in (*inputs, output):
+                if _owner(t._data) is owner:
                     versions.append((t._version, t._version[0]))
-            if output._data is s:
-                versions.append((output._version, 0))
     return versions
 
 
@@ -172,7 +175,8 @@ def _fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int)
     """An op's gradient for input i, as an array of that input's shape and dtype."""
     grad = np.asarray(grad)
     if grad.shape != shape:
-        grad = unbroadcast(grad, shape)
+        if grad.ndim >= len(shape):
+            grad = unbroadcast(grad, shape)
         if grad.shape != shape:
             raise RuntimeError(
                 f"{node.name}: backward returned a gradient of shape {grad.shape} "
@@ -204,12 +208,12 @@ def _sweep(
             node.check()
         in_grads = node.fn.backward(node.ctx, grad)
         if in_grads.__class__ is not tuple:
-            in_grads = (in_grads,)
+            in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(node.edges):
             raise RuntimeError(
                 f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
             )
-        for edge, g in zip(node.edges, in_grads):
+        for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
             if edge is None or g is None:
                 continue
             if edge.__class__ is Node:
@@ -220,7 +224,7 @@ def _sweep(
                 _scatter(grads, owned, edge, g, (shape, dtype))
                 continue
             if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
-                g = _fit(g, shape, dtype, node, node.edges.index(edge))
+                g = _fit(g, shape, dtype, node, i)
             old = grads.get(edge)
             if old is None:
                 grads[edge] = g  # borrowed: it may be a view of another node's gradient
@@ -317,6 +321,8 @@ class Tape:
         (through this tape) gets zeros. Unless `retain_graph`, the swept nodes are released.
         """
         seed = target._seed_grad(grad)
+        if target._node is not None and target._node not in self.nodes:
+            raise ValueError("gradient: the target was not computed on this tape")
         root: Edge = target._node if target._node is not None else target
         keys = [s._node if s._node is not None else s for s in sources]
         keep = frozenset(k for k in keys if k.__class__ is Node)

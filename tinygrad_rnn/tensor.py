@@ -81,16 +81,16 @@ class Function:
         ctx = Context(needs if record else (False,) * len(needs))
         try:
             out = cls.forward(ctx, *[t._data for t in tensors], **options)
-        except (ValueError, IndexError) as e:
+        except (ValueError, IndexError) as e:  # name the op, keep the traceback into forward
             if str(e).startswith(cls.op_name() + ":"):
                 raise
-            raise type(e)(f"{cls.op_name()}: {e}") from None
+            raise type(e)(f"{cls.op_name()}: {e}").with_traceback(e.__traceback__) from None
         if out.__class__ is not np.ndarray:
             out = np.asarray(out)
         result = Tensor._make(out, record)
         if out.base is not None:  # a view shares its input's version counter, as in PyTorch
             for t in tensors:
-                if out.base is t._data or out.base is t._data.base:
+                if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
                     result._version = t._version
         if record:
             result._node = _tape.Node(cls, ctx, tensors, result)
@@ -147,7 +147,10 @@ class Tensor:
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = np.asarray(value)
+        value = np.asarray(value)
+        if self.requires_grad and value.dtype.kind != "f":
+            raise TypeError(f"data: a tensor that requires grad needs float data, not {value.dtype}")
+        self._data = value
         self._version[0] += 1
 
     @property
@@ -173,6 +176,9 @@ class Tensor:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="Tensor(")
@@ -282,7 +288,9 @@ class Tensor:
 
     def transpose(self, *axes: Union[int, Sequence[int]]) -> Tensor:
         """Permute axes; no argument reverses them."""
-        return ops.Transpose.apply(self, axes=(axes[0] if len(axes) == 1 else axes) or None)
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = tuple(axes[0])  # t.transpose((1, 0)) as well as t.transpose(1, 0)
+        return ops.Transpose.apply(self, axes=axes or None)
 
     @property
     def T(self) -> Tensor:
