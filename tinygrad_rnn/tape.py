@@ -100,21 +100,19 @@ class Node:
         return f"{self.name} {ins} -> {self.out_shape}"
 
 
-def _owner(a: np.ndarray) -> np.ndarray:
-    """The array that owns a's memory (numpy points every view at the owner)."""
-    return a if a.base is None else a.base
-
-
 def _saved_versions(
     saved: tuple[Any, ...], inputs: list[Tensor], output: Tensor
 ) -> list[tuple[list[int], int]]:
-    """(version cell, version now) of each input or output whose memory an array saved shares."""
+    """(version cell, version now) of each input or output whose memory a saved array shares.
+
+    numpy points every view's `base` at the array that owns the memory, hence the test.
+    """
     versions = []
     for s in saved:
         if s.__class__ is np.ndarray:
-            owner = _owner(s)
+            owner = s if s.base is None else s.base
             for t in (*inputs, output):
-                if _owner(t._data) is owner:
+                if t._data is owner or t._data.base is owner:
                     versions.append((t._version, t._version[0]))
     return versions
 
