@@ -262,7 +262,7 @@ def test_errors_are_clear() -> None:
         CharRNN(5, 4, fused=True, cell="gru")
     with pytest.raises(ValueError, match="cell must be one of 'rnn', 'lstm', 'gru', not 'tcn'"):
         CharRNN(5, 4, cell="tcn")
-    with pytest.raises(ValueError, match="num_layers must be >= 1"):
+    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
         RNN(3, 4, num_layers=0)
     with pytest.raises(ValueError, match=r"the state must be a pair \(h0, c0\)"):
         RNN(3, 4, cell="lstm")(np.zeros((2, 1, 3)), np.zeros((1, 4)))

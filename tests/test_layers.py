@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -295,3 +296,18 @@ def test_charrnn_input_errors() -> None:
         m.loss([1, 2], [1, 2], h0=np.zeros((4,)))
     with pytest.raises(ValueError, match="integers"):
         m(np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: CharRNN(0, 4), "CharRNN: vocab_size must be a positive integer, got 0"),
+        (lambda: Linear(-3, 4), "Linear: in_features must be a positive integer, got -3"),
+        (lambda: RNN(3, 4, num_layers=0), "RNN: num_layers must be a positive integer, got 0"),
+        (lambda: CharRNN(5, 4, rng=0).sample([0], n=-1), "n must be >= 0"),
+        (lambda: CharRNN(5, 4, rng=0).sample([0], n=3, temperature=float("nan")), "temperature must be"),
+    ],
+)
+def test_bad_sizes_and_sampling_arguments_are_named(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()

@@ -1,4 +1,4 @@
-"""`tinygrad-rnn train | sample | gradcheck`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | gradcheck | bench`: the seed notebook as a command-line program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
@@ -6,6 +6,7 @@
     tinygrad-rnn train --cell lstm --layers 2           # an LSTM (or GRU) stack instead
     tinygrad-rnn sample --model my.npz --prime "Hope" -n 300
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
+    tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
@@ -102,7 +103,7 @@ def _nonnegative_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Train, sample and check a character-level RNN.")
+    parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
         dest="command", metavar="{train,sample,gradcheck,bench}", parser_class=_Parser
     )
@@ -124,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seq-len", type=_positive_int, help="characters per chunk, T (default 25)")
     t.add_argument("--batch", type=_positive_int, help="parallel streams through the text, B (default 1)")
     t.add_argument("--optim", choices=OPTIMIZERS, help="optimizer (default adagrad)")
-    t.add_argument("--lr", type=_positive_float, help="learning rate (default 0.1)")
+    t.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: adagrad 0.1, sgd 0.01, adam 0.003, rmsprop 0.002)",
+    )
     t.add_argument(
         "--clip", type=_nonnegative_float, help="clip gradient values to [-c, c]; 0: off (default 5)"
     )
@@ -267,11 +272,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seq_len": 25,
     "batch": 1,
     "optim": "adagrad",
-    "lr": 0.1,
+    "lr": None,  # then LR_DEFAULTS[optim]
     "clip": 5.0,
     "seed": 0,
     "dtype": "float64",
 }
+# learning rates that train the verse well (see examples/swap_optimizers.py); adagrad's is the seed's
+LR_DEFAULTS = {"adagrad": 0.1, "sgd": 0.01, "adam": 0.003, "rmsprop": 0.002}
 # option name -> key in the checkpoint's config
 CONFIG_KEYS = {
     "hidden": "hidden_size",
@@ -318,6 +325,8 @@ class _Run:
             opts = {
                 k: (TRAIN_DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)) for k in CONFIG_KEYS
             }
+            if opts["lr"] is None:
+                opts["lr"] = LR_DEFAULTS[opts["optim"]]
             text_path = args.text
         else:
             saved = resumed.config
@@ -697,7 +706,7 @@ def run_stack_gradcheck(
     auto = {name: np.array(p.grad) for name, p in model.named_parameters()}
     fused_grads: Optional[dict[str, np.ndarray]] = None
     if cell == "rnn":
-        fused = CharRNN(len(vocab), hidden, fused=True, num_layers=layers)
+        fused = CharRNN(len(vocab), hidden, fused=True, num_layers=layers, rng=0)  # weights loaded next
         fused.load_state_dict(model.state_dict())
         loss_of(fused).backward()
         fused_grads = {name: np.array(p.grad) for name, p in fused.named_parameters()}

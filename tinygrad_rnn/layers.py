@@ -34,6 +34,13 @@ def _generator(rng: RNG) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+def _check_sizes(who: str, **sizes: int) -> None:
+    """Sizes of a layer must be positive integers; say which one is not."""
+    for name, n in sizes.items():
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{who}: {name} must be a positive integer, got {n!r}")
+
+
 def _small_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: DType) -> np.ndarray:
     return (rng.standard_normal(shape) * 0.01).astype(dtype)  # the seed's init
 
@@ -148,6 +155,7 @@ class Linear(Module):
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.weight = Parameter(_small_normal(_generator(rng), (out_features, in_features), dtype))
         self.bias: Optional[Parameter] = Parameter(np.zeros(out_features, dtype)) if bias else None
 
@@ -162,6 +170,7 @@ class Embedding(Module):
         self, num_embeddings: int, embedding_dim: int, *, dtype: DType = np.float64, rng: RNG = None
     ) -> None:
         super().__init__()
+        _check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         self.weight = Parameter(_small_normal(_generator(rng), (num_embeddings, embedding_dim), dtype))
 
     def forward(self, ids: ArrayLike) -> Tensor:
@@ -206,6 +215,7 @@ class _Cell(Module):
         self, input_size: int, hidden_size: int, *, dtype: DType = np.float64, rng: RNG = None
     ) -> None:
         super().__init__()
+        _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         _add_params(self, type(self), input_size, hidden_size, "", _generator(rng), dtype)
 
@@ -418,8 +428,7 @@ class RNN(Module):
     ) -> None:
         super().__init__()
         self.cell_class = _cell_class(cell, "RNN")
-        if num_layers < 1:
-            raise ValueError(f"RNN: num_layers must be >= 1, got {num_layers}")
+        _check_sizes("RNN", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if fused and self.cell_class is not RNNCell:
             raise ValueError(f"RNN: fused=True is only for cell='rnn', not {cell!r}")
         g = _generator(rng)
@@ -482,6 +491,7 @@ class CharRNN(Module):
     ) -> None:
         super().__init__()
         cell_class = _cell_class(cell, "CharRNN")
+        _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
         if fused and cell_class is not RNNCell:
             raise ValueError(f"CharRNN: fused=True is only for cell='rnn', not {cell!r}")
         g = _generator(rng)
@@ -592,8 +602,10 @@ class CharRNN(Module):
         ids = _ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
         if ids.size == 0:
             raise ValueError("CharRNN.sample: prime_ids must hold at least one id")
-        if temperature < 0:
-            raise ValueError(f"CharRNN.sample: temperature must be >= 0, got {temperature}")
+        if not temperature >= 0 or not np.isfinite(temperature):
+            raise ValueError(f"CharRNN.sample: temperature must be finite and >= 0, got {temperature}")
+        if n < 0:
+            raise ValueError(f"CharRNN.sample: n must be >= 0, got {n}")
         logits, h = self.forward(ids, h0)
         out: list[int] = []
         for i in range(n):
