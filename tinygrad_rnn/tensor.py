@@ -112,7 +112,8 @@ class Tensor:
 
     `data` is shared with the array passed in when no conversion is needed. Assigning to
     `data` (including `t.data -= step`, which Python turns into an assignment) bumps the
-    tensor's version, which lets backward detect arrays changed after they were saved.
+    tensor's version, which lets backward detect arrays changed after they were saved; a
+    write through the array itself (`t.data[i] = v`) is not seen.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_node", "_version")
