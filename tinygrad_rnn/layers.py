@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from tinygrad_rnn.fused import CharRNNLoss, RNNRecurrence
-from tinygrad_rnn.ops import addmm, softmax_cross_entropy, stack
+from tinygrad_rnn.ops import addmm, class_ids, softmax_cross_entropy, stack
 from tinygrad_rnn.tape import no_grad
 from tinygrad_rnn.tensor import ArrayLike, Tensor
 
@@ -174,17 +174,7 @@ class Embedding(Module):
         self.weight = Parameter(_small_normal(_generator(rng), (num_embeddings, embedding_dim), dtype))
 
     def forward(self, ids: ArrayLike) -> Tensor:
-        return self.weight[_ids(ids, self.weight.shape[0])]
-
-
-def _ids(ids: Any, vocab: int, name: str = "ids") -> np.ndarray:
-    """An integer array with every id in [0, vocab) (negative ids would silently wrap)."""
-    arr = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integers, not {arr.dtype}")
-    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
-        raise ValueError(f"{name} must be in [0, {vocab}), got {arr.min()}..{arr.max()}")
-    return arr
+        return self.weight[class_ids(ids, self.weight.shape[0])]
 
 
 # --- recurrent cells ---------------------------------------------------------------------
@@ -543,7 +533,7 @@ class CharRNN(Module):
 
     def hidden_states(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> the top layer's hidden states (T, B, H), the last state."""
-        ids = _ids(inputs, self.vocab_size, "inputs")
+        ids = class_ids(inputs, self.vocab_size, "inputs")
         if ids.ndim != 2:
             raise ValueError(f"CharRNN: inputs must be (T, B), got shape {ids.shape}")
         state = self._h0(h0, ids.shape[1])
@@ -564,8 +554,8 @@ class CharRNN(Module):
 
         inputs, targets int (T,) or (T, B); with B = 1 the loss is the seed's.
         """
-        ids = _ids(inputs, self.vocab_size, "inputs")
-        tgt = _ids(targets, self.vocab_size, "targets")
+        ids = class_ids(inputs, self.vocab_size, "inputs")
+        tgt = class_ids(targets, self.vocab_size, "targets")
         if ids.shape != tgt.shape or ids.ndim not in (1, 2):
             raise ValueError(
                 f"CharRNN.loss: inputs {ids.shape} and targets {tgt.shape} must both be (T,) or (T, B)"
@@ -599,7 +589,7 @@ class CharRNN(Module):
         or an int seed.
         """
         g = _generator(rng)
-        ids = _ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
+        ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
         if ids.size == 0:
             raise ValueError("CharRNN.sample: prime_ids must hold at least one id")
         if not temperature >= 0 or not np.isfinite(temperature):

@@ -387,22 +387,30 @@ class LogSoftmax(Function):
         return grad - np.exp(y) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
+def class_ids(ids: Any, classes: int, name: str = "ids") -> np.ndarray:
+    """`ids` as an integer array with every id in [0, classes); errors start with `name`.
+
+    Negative ids are refused: numpy would silently count them from the end.
+    """
+    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers, not {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= classes):
+        raise ValueError(f"{name} must be in [0, {classes}), got {ids.min()}..{ids.max()}")
+    return ids
+
+
 def _check_targets(logits: np.ndarray, targets: Any) -> np.ndarray:
     """Integer class ids of shape logits.shape[:-1], each in [0, C)."""
     name = "softmax_cross_entropy"
-    targets = np.asarray(targets)
     if logits.ndim == 0:
         raise ValueError(f"{name}: logits must have a class axis, got shape {logits.shape}")
-    if targets.dtype.kind not in "iu":
-        raise ValueError(f"{name}: targets must be integers, not {targets.dtype}")
+    targets = class_ids(targets, logits.shape[-1], f"{name}: targets")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(
             f"{name}: targets of shape {targets.shape} do not match logits of shape "
             f"{logits.shape} (expected {logits.shape[:-1]})"
         )
-    classes = logits.shape[-1]
-    if targets.size and (targets.min() < 0 or targets.max() >= classes):
-        raise ValueError(f"{name}: targets must be in [0, {classes}), got {targets.min()}..{targets.max()}")
     return targets
 
 
