@@ -33,7 +33,7 @@ from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
-from tinygrad_rnn.gradcheck import numerical_gradient
+from tinygrad_rnn.gradcheck import agrees, numerical_gradient
 from tinygrad_rnn.layers import CELLS, CharRNN
 from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_
 from tinygrad_rnn.reference import bptt, charrnn_forward
@@ -665,7 +665,7 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
         d_fused = float(np.abs(results["fused"][k] - ref).max())
         d_fd = float(np.abs(fd[k] - ref).max())
         d_fd_auto = float(np.abs(fd[k] - results["autograd"][k]).max())
-        fd_ok = bool(np.all(np.abs(fd[k] - ref) <= 1e-5 + 1e-3 * np.abs(fd[k])))
+        fd_ok = bool(np.all(agrees(ref, fd[k])))
         ok = d_auto <= scale and d_fused <= scale and fd_ok
         all_ok &= ok
         print(
@@ -724,7 +724,7 @@ def run_stack_gradcheck(
         for name, p in model.named_parameters():
             fd = numerical_gradient(lambda: float(loss_of(model).item()), p.data)
             a = auto[name]
-            ok = bool(np.all(np.abs(fd - a) <= 1e-5 + 1e-3 * np.abs(fd)))
+            ok = bool(np.all(agrees(a, fd)))
             d_fused = "-"
             if fused_grads is not None:
                 diff = float(np.abs(fused_grads[name] - a).max())

@@ -67,7 +67,7 @@ def gradcheck(
 
     for i, a in zip(wrt, analytic):
         num = numerical_gradient(f, xs[i].data, eps)
-        bad = np.argwhere(~(np.abs(a - num) <= atol + rtol * np.abs(num)))
+        bad = np.argwhere(~agrees(a, num, atol, rtol))
         if len(bad):
             idx = tuple(int(j) for j in bad[0])
             raise GradcheckError(
@@ -75,6 +75,11 @@ def gradcheck(
                 f"finite differences give {float(num[idx])!r}"
             )
     return True
+
+
+def agrees(analytic: np.ndarray, numeric: np.ndarray, atol: float = 1e-5, rtol: float = 1e-3) -> np.ndarray:
+    """Elementwise |analytic - numeric| <= atol + rtol * |numeric|: gradcheck's criterion."""
+    return np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
 
 
 def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
