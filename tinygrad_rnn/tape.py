@@ -139,11 +139,13 @@ def is_basic_index(index: Any) -> bool:
     return True
 
 
-def _scatter(grads: dict[Any, np.ndarray], owned: set[Any], edge: Any, g: IndexedGrad, like: Any) -> None:
+def _scatter(
+    grads: dict[Any, np.ndarray], owned: set[Any], edge: Any, g: IndexedGrad, shape: Any, dtype: Any
+) -> None:
     """Add an IndexedGrad into the edge's gradient buffer, made (or copied) once and owned."""
     buf = grads.get(edge)
     if buf is None:
-        buf = np.zeros(*like)
+        buf = np.zeros(shape, dtype)
     elif edge not in owned:
         buf = np.array(buf)  # a borrowed gradient may be shared or read-only
     grads[edge] = buf
@@ -198,6 +200,8 @@ def _sweep(
     grads: dict[Any, np.ndarray] = {root: root_grad}
     owned: set[Any] = set()
     swept: list[Node] = []
+    # the hot path of training: `x.__class__ is C` and `dtype is not d` are cheap identity
+    # tests in front of the general cases (`_fit`, `_scatter`)
     for node in reversed(nodes):
         grad = grads.get(node) if node in keep else grads.pop(node, None)
         if grad is None:
@@ -219,7 +223,7 @@ def _sweep(
             else:
                 shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
             if g.__class__ is IndexedGrad:
-                _scatter(grads, owned, edge, g, (shape, dtype))
+                _scatter(grads, owned, edge, g, shape, dtype)
                 continue
             if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
                 g = _fit(g, shape, dtype, node, i)
