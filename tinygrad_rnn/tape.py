@@ -190,12 +190,13 @@ def _sweep(
     root: Edge,
     root_grad: np.ndarray,
     keep: frozenset[Node] = frozenset(),
-) -> tuple[dict[Any, np.ndarray], list[Node]]:
+) -> tuple[dict[Any, np.ndarray], list[Node], set[Any]]:
     """Reverse sweep of `nodes` (in execution order) from `root` with gradient `root_grad`.
 
     Returns the gradients reaching leaves (keyed by tensor) and nodes in `keep` (keyed by
-    node), and the nodes that were swept. Changes no state, so an error leaves everything
-    as it was: the caller writes `.grad` and releases the nodes after a whole sweep.
+    node), the nodes that were swept, and the keys whose arrays the sweep made itself.
+    Changes no state, so an error leaves everything as it was: the caller writes `.grad`
+    and releases the nodes after a whole sweep.
     """
     grads: dict[Any, np.ndarray] = {root: root_grad}
     owned: set[Any] = set()
@@ -236,7 +237,7 @@ def _sweep(
                 grads[edge] = np.asarray(old + g)  # asarray: 0-d sums come back as scalars
                 owned.add(edge)
         swept.append(node)
-    return grads, swept
+    return grads, swept, owned
 
 
 def _release(nodes: list[Node]) -> None:
@@ -260,18 +261,22 @@ def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Accumulate d(tensor)/d(leaf) . grad into every leaf's `.grad` (see Tensor.backward)."""
     root = tensor._node
     if root is None:  # a leaf: its gradient is the seed itself
-        _accumulate({tensor: grad})
+        _accumulate({tensor: grad}, set())
         return
-    grads, swept = _sweep(_reachable(root), root, grad)
-    _accumulate(grads)
+    grads, swept, owned = _sweep(_reachable(root), root, grad)
+    _accumulate(grads, owned)
     if not retain_graph:
         _release(swept)
 
 
-def _accumulate(grads: dict[Any, np.ndarray]) -> None:
+def _accumulate(grads: dict[Any, np.ndarray], owned: set[Any]) -> None:
+    """Add each leaf's gradient into its `.grad`; copy only arrays the sweep did not make."""
     for key, g in grads.items():
         if key.__class__ is not Node:
-            key.grad = np.array(g) if key.grad is None else np.asarray(key.grad + g)
+            if key.grad is not None:
+                key.grad = np.asarray(key.grad + g)
+            else:
+                key.grad = g if key in owned else np.array(g)
 
 
 class Tape:
@@ -328,7 +333,7 @@ class Tape:
         root: Edge = target._node if target._node is not None else target
         keys = [s._node if s._node is not None else s for s in sources]
         keep = frozenset(k for k in keys if k.__class__ is Node)
-        grads, swept = _sweep(self.nodes, root, seed, keep)
+        grads, swept, _ = _sweep(self.nodes, root, seed, keep)
         if not retain_graph:
             _release(swept)
         out = []
