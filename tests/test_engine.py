@@ -153,8 +153,8 @@ def test_backward_releases_saved_arrays() -> None:
     loss = (y * y).sum()
     node = loss._node
     loss.backward()
-    assert node is not None and node.ctx.released
-    assert y._node is not None and y._node.ctx.released
+    assert node is not None and node.released
+    assert y._node is not None and y._node.released
 
 
 def test_training_loop_memory_stays_flat() -> None:

@@ -1,10 +1,10 @@
 """The tape: a record of ops in execution order, and backward as a reverse sweep of it.
 
-Every op applied to a tensor that requires grad leaves a `Node` here. A node keeps the
-op, its context (what the forward saved), and one *edge* per input: the input's own node
-(an intermediate result), the input tensor itself (a leaf that wants `.grad`), or None (a
-constant). Nodes never hold their outputs, so an intermediate array lives only as long as
-the user or a context holds it.
+Every op applied to a tensor that requires grad leaves a `Node` here. A node is also the
+op's context: it keeps what the forward saved, and one *edge* per input: the input's own
+node (an intermediate result), the input tensor itself (a leaf that wants `.grad`), or None
+(a constant). Nodes never hold their outputs, so an intermediate array lives only as long
+as the user or a saved array holds it.
 
 Nodes are numbered as they are made, so sorting by that number gives execution order.
 `loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 import numpy as np
 
 if TYPE_CHECKING:
-    from tinygrad_rnn.tensor import Context, Function, Tensor
+    from tinygrad_rnn.tensor import Function, Tensor
 
 Edge = Union["Node", "Tensor", None]
 
@@ -55,34 +55,71 @@ class no_grad(ContextDecorator):
 
 
 class Node:
-    """One recorded op: `fn` applied to `inputs`, kept as edges (see the module docstring)."""
+    """One op on the tape, and the context its forward and backward share (as in PyTorch).
 
-    __slots__ = ("fn", "ctx", "edges", "seq", "in_shapes", "out_shape", "out_dtype", "versions")
+    `Function.apply` makes the node before the forward: the forward saves arrays on it
+    (`save_for_backward`) and sets any attribute; the backward reads them back. A node
+    that records also keeps the op's edges (see the module docstring), its number in
+    execution order and the output's shape and dtype, never the output itself.
+    `needs_input_grad[i]` tells whether input i wants a gradient at all.
+    """
 
-    def __init__(self, fn: type[Function], ctx: Context, inputs: list[Tensor], output: Tensor) -> None:
+    __slots__ = (
+        "fn", "edges", "saved_tensors", "released", "seq", "out_shape", "out_dtype", "versions",
+        "in_shapes", "__dict__",
+    )  # fmt: skip
+    if TYPE_CHECKING:  # ops store what they like on a node; tell mypy so, at no runtime cost
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+    def __init__(self, fn: type[Function], inputs: list[Tensor]) -> None:
         self.fn = fn
-        self.ctx = ctx
-        self.edges: tuple[Edge, ...] = tuple(
-            [t._node if t._node is not None else (t if t.requires_grad else None) for t in inputs]
-        )
+        self.saved_tensors: tuple[Any, ...] = ()
+        self.released = False
+        if _GradMode.enabled:
+            self.edges: tuple[Edge, ...] = tuple(
+                [t._node if t._node is not None else (t if t.requires_grad else None) for t in inputs]
+            )
+        else:
+            self.edges = (None,) * len(inputs)
+
+    def __getattr__(self, name: str) -> Any:  # only called for attributes never set
+        state = "was released after backward" if self.released else "has no such attribute"
+        raise AttributeError(f"context {state}: {name!r}")
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        return tuple([e is not None for e in self.edges])
+
+    @property
+    def name(self) -> str:
+        return self.fn.op_name()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved_tensors = arrays
+
+    def record(self, inputs: list[Tensor], output: Tensor) -> None:
+        """Put this node on the tape as the maker of `output`."""
         self.seq = next(_counter)
         self.out_shape = output._data.shape
         self.out_dtype = output._data.dtype
         # (version cell, version then) of each tensor whose array the forward saved
-        self.versions = _saved_versions(ctx.saved_tensors, inputs, output) if ctx.saved_tensors else ()
+        self.versions = _saved_versions(self.saved_tensors, inputs, output) if self.saved_tensors else ()
         self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
         if _active_tapes:
             self.in_shapes = tuple([t._data.shape for t in inputs])
             for tape in _active_tapes:
                 tape.nodes.append(self)
 
-    @property
-    def name(self) -> str:
-        return self.fn.op_name()
+    def release(self) -> None:
+        """Drop everything the forward saved (after a backward without retain_graph)."""
+        self.__dict__.clear()
+        self.saved_tensors = ()
+        self.released = True
 
     def check(self) -> None:
         """Raise if this node cannot be swept: released, or a saved array changed in place."""
-        if self.ctx.released:
+        if self.released:
             raise RuntimeError(
                 f"{self.name}: backward through this graph a second time; its saved arrays "
                 "were released by the first backward (pass retain_graph=True to keep them)"
@@ -207,9 +244,9 @@ def _sweep(
         grad = grads.get(node) if node in keep else grads.pop(node, None)
         if grad is None:
             continue
-        if node.versions or node.ctx.released:
+        if node.versions or node.released:
             node.check()
-        in_grads = node.fn.backward(node.ctx, grad)
+        in_grads = node.fn.backward(node, grad)
         if in_grads.__class__ is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(node.edges):
@@ -222,7 +259,7 @@ def _sweep(
             if edge.__class__ is Node:
                 shape, dtype = edge.out_shape, edge.out_dtype
             else:
-                shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
+                shape, dtype = edge._data.shape, edge._data.dtype
             if g.__class__ is IndexedGrad:
                 _scatter(grads, owned, edge, g, shape, dtype)
                 continue
@@ -242,7 +279,7 @@ def _sweep(
 
 def _release(nodes: list[Node]) -> None:
     for node in nodes:
-        node.ctx.release()
+        node.release()
 
 
 def _reachable(root: Node) -> list[Node]:

@@ -8,7 +8,7 @@ runs the forward and, when some input requires grad, records a node on the tape.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 from typing_extensions import Self, TypeAlias
@@ -19,33 +19,8 @@ ArrayLike: TypeAlias = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
 Index: TypeAlias = Any
 
 
-class Context:
-    """What a forward leaves for its backward: `save_for_backward(*arrays)` and any attribute.
-
-    `needs_input_grad[i]` tells whether input i wants a gradient at all.
-    """
-
-    saved_tensors: tuple[Any, ...] = ()
-    released = False
-
-    def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
-        self.needs_input_grad = needs_input_grad
-
-    def __getattr__(self, name: str) -> Any:  # only called for attributes never set
-        state = "was released after backward" if self.__dict__.get("released") else "has no such attribute"
-        raise AttributeError(f"context {state}: {name!r}")
-
-    if TYPE_CHECKING:  # ops store what they like on ctx; tell mypy so, at no runtime cost
-
-        def __setattr__(self, name: str, value: Any) -> None: ...
-
-    def save_for_backward(self, *arrays: Any) -> None:
-        self.saved_tensors = arrays
-
-    def release(self) -> None:
-        """Drop everything the forward saved (after a backward without retain_graph)."""
-        self.__dict__.clear()
-        self.released = True
+Context: TypeAlias = _tape.Node
+"""What `forward` and `backward` get as `ctx`: the op's node on the tape (see `tape.Node`)."""
 
 
 class Function:
@@ -76,11 +51,10 @@ class Function:
         tensors); keyword options go to `forward` as they are.
         """
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-        needs = tuple([t.requires_grad for t in tensors])
-        record = _tape._GradMode.enabled and True in needs
-        ctx = Context(needs if record else (False,) * len(needs))
+        node = _tape.Node(cls, tensors)  # the forward's ctx; on the tape if it records
+        record = node.edges.count(None) != len(tensors)
         try:
-            out = cls.forward(ctx, *[t._data for t in tensors], **options)
+            out = cls.forward(node, *[t._data for t in tensors], **options)
         except (ValueError, IndexError) as e:  # name the op, keep the traceback into forward
             if str(e).startswith(cls.op_name() + ":"):
                 raise
@@ -93,7 +67,8 @@ class Function:
                 if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
                     result._version = t._version
         if record:
-            result._node = _tape.Node(cls, ctx, tensors, result)
+            node.record(tensors, result)
+            result._node = node
         return result
 
 
