@@ -237,6 +237,72 @@ def test_broadcast_grads_keep_shape_and_dtype_for_scalars_and_0d() -> None:
     np.testing.assert_array_equal(b.grad, np.full((1, 3), 4.0))
 
 
+# --- ops with several outputs -----------------------------------------------------------------
+class SquareAndCube(Function):
+    """A user's op with two outputs; it records the gradients its backward receives."""
+
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ctx.save_for_backward(x)
+        return x * x, x * x * x
+
+    @staticmethod
+    def backward(ctx: Context, *grads: np.ndarray) -> np.ndarray:
+        (x,) = ctx.saved_tensors
+        SquareAndCube.seen.append((grads[0].copy(), grads[1].copy()))
+        return 2 * x * grads[0] + 3 * x * x * grads[1]
+
+
+def test_a_users_op_with_two_outputs_is_one_node_and_gets_a_gradient_per_output() -> None:
+    x = leaf(3)
+    with Tape() as tape:
+        sq, cube = SquareAndCube.apply(x)
+        loss = (sq * 2.0 + cube).sum()
+    assert [n.name for n in tape] == ["SquareAndCube", "mul", "add", "sum"]
+    loss.backward()
+    np.testing.assert_allclose(x.grad, 4 * x.data + 3 * x.data**2, rtol=1e-14)
+    assert gradcheck(lambda t: (SquareAndCube.apply(t)[0] - SquareAndCube.apply(t)[1]).sum(), [leaf(4)])
+    SquareAndCube.seen.clear()
+    x.zero_grad()
+    SquareAndCube.apply(x)[1].sum().backward()  # the square is unused: its gradient is zeros
+    (g_sq, g_cube) = SquareAndCube.seen[-1]
+    np.testing.assert_array_equal(g_sq, np.zeros(3))
+    np.testing.assert_array_equal(g_cube, np.ones(3))
+    np.testing.assert_allclose(x.grad, 3 * x.data**2, rtol=1e-14)
+
+
+def test_unbind_is_one_node_of_views_and_works_as_root_target_and_source() -> None:
+    x = leaf(4, 3)
+    with Tape() as tape:
+        rows = x.unbind()
+        y = (rows[0] * rows[2]).sum()
+    assert len(rows) == 4 and all(r.shape == (3,) for r in rows) and rows[1].data.base is not None
+    assert str(tape).splitlines()[1].endswith("unbind (4, 3) -> 4 x (3,)")
+    assert "4 x (3,)" in tape.to_dot()
+    dx, d0, d1 = tape.gradient(y, [x, rows[0], rows[1]], retain_graph=True)
+    np.testing.assert_array_equal(d0, x.data[2])
+    np.testing.assert_array_equal(d1, np.zeros(3))
+    np.testing.assert_array_equal(dx, np.stack([x.data[2], np.zeros(3), x.data[0], np.zeros(3)]))
+    rows[3].backward(np.arange(3.0), retain_graph=True)  # an output of a multi-output op as root
+    np.testing.assert_array_equal(x.grad, np.stack([np.zeros(3)] * 3 + [np.arange(3.0)]))
+    x.zero_grad()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, dx)
+    with pytest.raises(RuntimeError, match="unbind: backward through this graph a second time"):
+        (rows[1] * 1.0).sum().backward()
+
+
+def test_an_in_place_change_under_an_unbind_view_is_caught() -> None:
+    x = leaf(2, 3)
+    a, b = x.unbind()
+    loss = (a * b).sum()  # mul saved the views a and b
+    x.data -= 0.5
+    with pytest.raises(RuntimeError, match="mul: an array saved for backward was modified in place"):
+        loss.backward()
+
+
 # --- safety and errors -----------------------------------------------------------------------
 def test_in_place_change_of_a_saved_array_makes_backward_raise() -> None:
     w = leaf(4, 2)

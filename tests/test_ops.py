@@ -197,6 +197,23 @@ def test_stack_and_concat(shape: tuple[int, ...], seed: int, n: int, data: Any) 
         check(lambda *ts: tg.concat(ts, axis=cat_axis), lambda *ts: torch.cat(ts, dim=cat_axis), *sized)
 
 
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), seed=seeds, data=st.data())
+def test_unbind_with_some_outputs_unused(shape: tuple[int, ...], seed: int, data: Any) -> None:
+    """One op, several outputs: each used output weighted differently, the others get zeros."""
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    used = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+
+    def combine(parts: Any, join: Callable[..., Any]) -> Any:
+        return join([parts[k] * (k + 1.0) for k in used])
+
+    check(
+        lambda x: combine(tg.unbind(x, axis), tg.stack),
+        lambda x: combine(torch.unbind(x, dim=axis), torch.stack),
+        values(np.random.default_rng(seed), shape),
+    )
+
+
 UNARY: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
     "tanh": (lambda t: t.tanh(), lambda t: t.tanh(), values),
     "sigmoid": (lambda t: t.sigmoid(), lambda t: t.sigmoid(), values),

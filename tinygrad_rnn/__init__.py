@@ -6,7 +6,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 """
 
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
-from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack
+from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack, unbind
 from tinygrad_rnn.tape import IndexedGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
@@ -27,5 +27,6 @@ __all__ = [
     "numerical_gradient",
     "softmax_cross_entropy",
     "stack",
+    "unbind",
     "unbroadcast",
 ]

@@ -387,8 +387,8 @@ def _recurrence(
         return out, out[-1]
     w_t = weight_hh.T
     hs = []
-    for t in range(xw.shape[0]):  # the plain cell: three nodes a step (getitem, addmm, tanh)
-        state = cell.step(xw[t], state, w_t, bias_hh)
+    for xw_t in xw.unbind(0):  # one node takes the steps apart; the plain cell adds two a step
+        state = cell.step(xw_t, state, w_t, bias_hh)
         hs.append(cell.output(state))
     return stack(hs), state
 

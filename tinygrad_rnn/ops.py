@@ -247,6 +247,25 @@ class GetItem(Function):
         return IndexedGrad(ctx.index, grad)  # zero but at x[index]; the tape scatter-adds it
 
 
+class Unbind(Function):
+    """x -> the tuple of its slices along `axis` (views), one op with that many outputs.
+
+    Taking a sequence apart step by step costs one node, not one per step; the backward
+    stacks the steps' gradients back.
+    """
+
+    name = "unbind"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, ...]:
+        (ctx.axis,) = _axes(axis, x.ndim) or (0,)
+        return tuple(np.moveaxis(x, ctx.axis, 0))
+
+    @staticmethod
+    def backward(ctx: Context, *grads: np.ndarray) -> np.ndarray:
+        return np.stack(grads, axis=ctx.axis)
+
+
 class Stack(Function):
     name = "stack"
 
@@ -456,6 +475,13 @@ def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     if len(tensors) == 0:
         raise ValueError("stack: needs at least one tensor")
     return Stack.apply(*tensors, axis=axis)
+
+
+def unbind(x: ArrayLike, axis: int = 0) -> tuple[Tensor, ...]:
+    """The slices of x along `axis` as a tuple of tensors (views), made by one op."""
+    if np.ndim(x.data if isinstance(x, Tensor) else x) == 0:
+        raise ValueError("unbind: a 0-d tensor has no axis to take apart")
+    return tuple(Unbind.apply(x, axis=axis))
 
 
 def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:

@@ -6,6 +6,9 @@ node (an intermediate result), the input tensor itself (a leaf that wants `.grad
 (a constant). Nodes never hold their outputs, so an intermediate array lives only as long
 as the user or a saved array holds it.
 
+An op with several outputs (`unbind`) is one node too; each of its output tensors points
+to an `Output` of it, and its backward gets one gradient per output.
+
 Nodes are numbered as they are made, so sorting by that number gives execution order.
 `loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
 opened with `with` keeps every node made inside it, for `tape.gradient`, `print` and DOT.
@@ -24,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:
     from tinygrad_rnn.tensor import Function, Tensor
 
-Edge = Union["Node", "Tensor", None]
+Edge = Union["Node", "Output", "Tensor", None]
 
 _counter = itertools.count()
 _active_tapes: list[Tape] = []
@@ -65,7 +68,7 @@ class Node:
     """
 
     __slots__ = (
-        "fn", "edges", "saved_tensors", "released", "seq", "out_shape", "out_dtype", "versions",
+        "fn", "edges", "saved_tensors", "released", "seq", "out_shape", "out_dtype", "outputs", "versions",
         "in_shapes", "__dict__",
     )  # fmt: skip
     if TYPE_CHECKING:  # ops store what they like on a node; tell mypy so, at no runtime cost
@@ -98,13 +101,18 @@ class Node:
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
 
-    def record(self, inputs: list[Tensor], output: Tensor) -> None:
-        """Put this node on the tape as the maker of `output`."""
+    def record(self, inputs: list[Tensor], outputs: tuple[Tensor, ...]) -> None:
+        """Put this node on the tape as the maker of `outputs` (one tensor, or several)."""
         self.seq = next(_counter)
-        self.out_shape = output._data.shape
-        self.out_dtype = output._data.dtype
+        self.outputs: Optional[tuple[Output, ...]] = None
+        if len(outputs) == 1:
+            outputs[0]._node = self
+            self.out_shape, self.out_dtype = outputs[0]._data.shape, outputs[0]._data.dtype
+        else:
+            self.outputs = tuple([Output(self, i, t) for i, t in enumerate(outputs)])
+            self.out_shape = tuple([t._data.shape for t in outputs])  # shown by print and DOT
         # (version cell, version then) of each tensor whose array the forward saved
-        self.versions = _saved_versions(self.saved_tensors, inputs, output) if self.saved_tensors else ()
+        self.versions = _saved_versions(self.saved_tensors, (*inputs, *outputs)) if self.saved_tensors else ()
         self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
         if _active_tapes:
             self.in_shapes = tuple([t._data.shape for t in inputs])
@@ -134,12 +142,28 @@ class Node:
 
     def __repr__(self) -> str:
         ins = ", ".join(str(s) for s in self.in_shapes)
-        return f"{self.name} {ins} -> {self.out_shape}"
+        return f"{self.name} {ins} -> {self.out_text()}"
+
+    def out_text(self) -> str:
+        """The output's shape, or "n x shape" for the n outputs of a multi-output op."""
+        if self.outputs is None:
+            return str(self.out_shape)
+        shapes = set(self.out_shape)
+        return f"{len(self.outputs)} x {shapes.pop()}" if len(shapes) == 1 else str(self.out_shape)
 
 
-def _saved_versions(
-    saved: tuple[Any, ...], inputs: list[Tensor], output: Tensor
-) -> list[tuple[list[int], int]]:
+class Output:
+    """Output `index` of a multi-output node: what each of its tensors points to as its maker."""
+
+    __slots__ = ("node", "index", "out_shape", "out_dtype")
+
+    def __init__(self, node: Node, index: int, tensor: Tensor) -> None:
+        self.node, self.index = node, index
+        self.out_shape, self.out_dtype = tensor._data.shape, tensor._data.dtype
+        tensor._node = self
+
+
+def _saved_versions(saved: tuple[Any, ...], tensors: tuple[Tensor, ...]) -> list[tuple[list[int], int]]:
     """(version cell, version now) of each input or output whose memory a saved array shares.
 
     numpy points every view's `base` at the array that owns the memory, hence the test.
@@ -148,7 +172,7 @@ def _saved_versions(
     for s in saved:
         if s.__class__ is np.ndarray:
             owner = s if s.base is None else s.base
-            for t in (*inputs, output):
+            for t in tensors:
                 if t._data is owner or t._data.base is owner:
                     versions.append((t._version, t._version[0]))
     return versions
@@ -226,7 +250,7 @@ def _sweep(
     nodes: Sequence[Node],
     root: Edge,
     root_grad: np.ndarray,
-    keep: frozenset[Node] = frozenset(),
+    keep: frozenset[Any] = frozenset(),
 ) -> tuple[dict[Any, np.ndarray], list[Node], set[Any]]:
     """Reverse sweep of `nodes` (in execution order) from `root` with gradient `root_grad`.
 
@@ -241,12 +265,16 @@ def _sweep(
     # the hot path of training: `x.__class__ is C` and `dtype is not d` are cheap identity
     # tests in front of the general cases (`_fit`, `_scatter`)
     for node in reversed(nodes):
-        grad = grads.get(node) if node in keep else grads.pop(node, None)
-        if grad is None:
+        if node.outputs is None:
+            grad = grads.get(node) if node in keep else grads.pop(node, None)
+            out_grads: Optional[tuple[np.ndarray, ...]] = None if grad is None else (grad,)
+        else:
+            out_grads = _output_grads(grads, node.outputs, keep)
+        if out_grads is None:
             continue
         if node.versions or node.released:
             node.check()
-        in_grads = node.fn.backward(node, grad)
+        in_grads = node.fn.backward(node, *out_grads)
         if in_grads.__class__ is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(node.edges):
@@ -256,10 +284,10 @@ def _sweep(
         for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
             if edge is None or g is None:
                 continue
-            if edge.__class__ is Node:
+            if edge.__class__ is Node or edge.__class__ is Output:
                 shape, dtype = edge.out_shape, edge.out_dtype
             else:
-                shape, dtype = edge._data.shape, edge._data.dtype
+                shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
             if g.__class__ is IndexedGrad:
                 _scatter(grads, owned, edge, g, shape, dtype)
                 continue
@@ -277,6 +305,16 @@ def _sweep(
     return grads, swept, owned
 
 
+def _output_grads(
+    grads: dict[Any, np.ndarray], outputs: tuple[Output, ...], keep: frozenset[Any]
+) -> Optional[tuple[np.ndarray, ...]]:
+    """The gradients of a multi-output node's outputs (zeros where none came), or None if none came."""
+    got = [grads.get(o) if o in keep else grads.pop(o, None) for o in outputs]
+    if all(g is None for g in got):
+        return None
+    return tuple([np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)])
+
+
 def _release(nodes: list[Node]) -> None:
     for node in nodes:
         node.release()
@@ -288,6 +326,8 @@ def _reachable(root: Node) -> list[Node]:
     stack = [root]
     while stack:
         for edge in stack.pop().edges:
+            if edge.__class__ is Output:
+                edge = edge.node
             if edge.__class__ is Node and edge not in seen:
                 seen.add(edge)
                 stack.append(edge)
@@ -300,7 +340,8 @@ def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     if root is None:  # a leaf: its gradient is the seed itself
         _accumulate({tensor: grad}, set())
         return
-    grads, swept, owned = _sweep(_reachable(root), root, grad)
+    start = root.node if isinstance(root, Output) else root
+    grads, swept, owned = _sweep(_reachable(start), root, grad)
     _accumulate(grads, owned)
     if not retain_graph:
         _release(swept)
@@ -309,7 +350,7 @@ def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
 def _accumulate(grads: dict[Any, np.ndarray], owned: set[Any]) -> None:
     """Add each leaf's gradient into its `.grad`; copy only arrays the sweep did not make."""
     for key, g in grads.items():
-        if key.__class__ is not Node:
+        if not isinstance(key, (Node, Output)):
             if key.grad is not None:
                 key.grad = np.asarray(key.grad + g)
             else:
@@ -365,11 +406,12 @@ class Tape:
         (through this tape) gets zeros. Unless `retain_graph`, the swept nodes are released.
         """
         seed = target._seed_grad(grad)
-        if target._node is not None and target._node not in self.nodes:
+        maker = target._node.node if target._node.__class__ is Output else target._node
+        if maker is not None and maker not in self.nodes:
             raise ValueError("gradient: the target was not computed on this tape")
         root: Edge = target._node if target._node is not None else target
         keys = [s._node if s._node is not None else s for s in sources]
-        keep = frozenset(k for k in keys if k.__class__ is Node)
+        keep = frozenset(k for k in keys if isinstance(k, (Node, Output)))
         grads, swept, _ = _sweep(self.nodes, root, seed, keep)
         if not retain_graph:
             _release(swept)
@@ -385,8 +427,10 @@ class Tape:
         leaves: dict[int, str] = {}
         recorded = set(self.nodes)
         for i, node in enumerate(self.nodes):
-            lines.append(f'  op{node.seq} [shape=box, label="{i}: {node.name}\\n{node.out_shape}"];')
+            lines.append(f'  op{node.seq} [shape=box, label="{i}: {node.name}\\n{node.out_text()}"];')
             for j, edge in enumerate(node.edges):
+                if edge.__class__ is Output:
+                    edge = edge.node
                 if edge is None:
                     name = f"const{node.seq}_{j}"
                     lines.append(f'  {name} [shape=plaintext, label="{node.in_shapes[j]}"];')

@@ -3,7 +3,9 @@
 Every op, built in or a user's own, is a `Function` subclass with two static methods over
 numpy arrays: `forward(ctx, *arrays, **options) -> array` and `backward(ctx, grad) ->
 one gradient per array input (None where not needed)`. `Op.apply(*tensors, **options)`
-runs the forward and, when some input requires grad, records a node on the tape.
+runs the forward and, when some input requires grad, records a node on the tape. A forward
+may return a tuple of arrays (an op with several outputs, like `unbind`); its backward
+then takes one gradient per output.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Function:
     name: ClassVar[Optional[str]] = None
 
     @staticmethod
-    def forward(ctx: Context, *args: Any, **kwargs: Any) -> np.ndarray:
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Union[np.ndarray, tuple[np.ndarray, ...]]:
         raise NotImplementedError
 
     @staticmethod
@@ -44,11 +46,13 @@ class Function:
         return cls.name or cls.__name__
 
     @classmethod
-    def apply(cls, *inputs: ArrayLike, **options: Any) -> Tensor:
+    def apply(cls, *inputs: ArrayLike, **options: Any) -> Any:
         """Run `forward` on the inputs' arrays; record a node if any input requires grad.
 
         Positional inputs are the differentiable ones (arrays and numbers become constant
-        tensors); keyword options go to `forward` as they are.
+        tensors); keyword options go to `forward` as they are. Returns a Tensor, or a tuple
+        of Tensors when `forward` returns a tuple of arrays; `backward(ctx, *grads)` then
+        gets one gradient per output (zeros for an output that got none).
         """
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         node = _tape.Node(cls, tensors)  # the forward's ctx; on the tape if it records
@@ -59,17 +63,27 @@ class Function:
             if str(e).startswith(cls.op_name() + ":"):
                 raise
             raise type(e)(f"{cls.op_name()}: {e}").with_traceback(e.__traceback__) from None
-        if out.__class__ is not np.ndarray:
-            out = np.asarray(out)
-        result = Tensor._make(out, record)
-        if out.base is not None:  # a view shares its input's version counter, as in PyTorch
-            for t in tensors:
-                if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
-                    result._version = t._version
+        if out.__class__ is tuple:  # several outputs (`unbind`): a tensor each, one node
+            results = tuple([_output(o, record, tensors) for o in out])
+            if record:
+                node.record(tensors, results)
+            return results
+        result = _output(out, record, tensors)
         if record:
-            node.record(tensors, result)
-            result._node = node
+            node.record(tensors, (result,))
         return result
+
+
+def _output(out: Any, requires_grad: bool, inputs: list[Tensor]) -> Tensor:
+    """A forward's array as a Tensor; a view shares its input's version counter, as in PyTorch."""
+    if out.__class__ is not np.ndarray:
+        out = np.asarray(out)
+    result = Tensor._make(out, requires_grad)
+    if out.base is not None:
+        for t in inputs:
+            if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
+                result._version = t._version
+    return result
 
 
 def _float_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -95,7 +109,7 @@ class Tensor:
     _data: np.ndarray
     grad: Optional[np.ndarray]
     requires_grad: bool
-    _node: Optional[_tape.Node]
+    _node: Union[_tape.Node, _tape.Output, None]
     _version: list[int]
     __array_ufunc__ = None  # `ndarray + Tensor` calls Tensor.__radd__, not numpy's loop
 
@@ -271,6 +285,10 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         return ops.Transpose.apply(self, axes=None)
+
+    def unbind(self, axis: int = 0) -> tuple[Tensor, ...]:
+        """The slices along `axis` as separate tensors (views), made by one op: x (T, ...) -> T x (...)."""
+        return ops.unbind(self, axis)
 
     def tanh(self) -> Tensor:
         return ops.Tanh.apply(self)
