@@ -86,10 +86,6 @@ class Node:
         else:
             self.edges = (None,) * len(inputs)
 
-    def __getattr__(self, name: str) -> Any:  # only called for attributes never set
-        state = "was released after backward" if self.released else "has no such attribute"
-        raise AttributeError(f"context {state}: {name!r}")
-
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
         return tuple([e is not None for e in self.edges])
