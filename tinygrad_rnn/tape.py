@@ -72,8 +72,10 @@ class Node:
         "in_shapes", "__dict__",
     )  # fmt: skip
     if TYPE_CHECKING:  # ops store what they like on a node; tell mypy so, at no runtime cost
-
+        # (a real __getattr__ would keep the interpreter from specialising attribute reads)
         def __setattr__(self, name: str, value: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self, fn: type[Function], inputs: list[Tensor]) -> None:
         self.fn = fn
