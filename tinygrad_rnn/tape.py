@@ -68,7 +68,7 @@ class Node:
     """
 
     __slots__ = (
-        "fn", "edges", "saved_tensors", "released", "seq", "out_shape", "out_dtype", "outputs", "versions",
+        "fn", "edges", "saved_tensors", "seq", "out_shape", "out_dtype", "outputs", "versions",
         "in_shapes", "__dict__",
     )  # fmt: skip
     if TYPE_CHECKING:  # ops store what they like on a node; tell mypy so, at no runtime cost
@@ -77,16 +77,10 @@ class Node:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    def __init__(self, fn: type[Function], inputs: list[Tensor]) -> None:
+    def __init__(self, fn: type[Function], edges: tuple[Edge, ...]) -> None:
         self.fn = fn
+        self.edges = edges
         self.saved_tensors: tuple[Any, ...] = ()
-        self.released = False
-        if _GradMode.enabled:
-            self.edges: tuple[Edge, ...] = tuple(
-                [t._node if t._node is not None else (t if t.requires_grad else None) for t in inputs]
-            )
-        else:
-            self.edges = (None,) * len(inputs)
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -110,7 +104,10 @@ class Node:
             self.outputs = tuple([Output(self, i, t) for i, t in enumerate(outputs)])
             self.out_shape = tuple([t._data.shape for t in outputs])  # shown by print and DOT
         # (version cell, version then) of each tensor whose array the forward saved
-        self.versions = _saved_versions(self.saved_tensors, (*inputs, *outputs)) if self.saved_tensors else ()
+        saved = self.saved_tensors
+        self.versions: Sequence[tuple[list[int], int]] = (
+            _saved_versions(saved, (*inputs, *outputs)) if saved else ()
+        )
         self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
         if _active_tapes:
             self.in_shapes = tuple([t._data.shape for t in inputs])
@@ -121,7 +118,12 @@ class Node:
         """Drop everything the forward saved (after a backward without retain_graph)."""
         self.__dict__.clear()
         self.saved_tensors = ()
-        self.released = True
+        self.versions = _ALWAYS_STALE  # so the sweep's version test sends it to `check`
+
+    @property
+    def released(self) -> bool:
+        """True once a backward without retain_graph has dropped what the forward saved."""
+        return self.versions is _ALWAYS_STALE
 
     def check(self) -> None:
         """Raise if this node cannot be swept: released, or a saved array changed in place."""
@@ -148,6 +150,9 @@ class Node:
             return str(self.out_shape)
         shapes = set(self.out_shape)
         return f"{len(self.outputs)} x {shapes.pop()}" if len(shapes) == 1 else str(self.out_shape)
+
+
+_ALWAYS_STALE = (([1], 0),)  # (version cell, version then) that never matches
 
 
 class Output:
@@ -265,31 +270,37 @@ def _sweep(
     for node in reversed(nodes):
         if node.outputs is None:
             grad = grads.get(node) if node in keep else grads.pop(node, None)
-            out_grads: Optional[tuple[np.ndarray, ...]] = None if grad is None else (grad,)
-        else:
+            if grad is None:
+                continue
+            for cell, seen in node.versions:  # (a released node's never match)
+                if cell[0] != seen:
+                    node.check()
+            in_grads = node.fn.backward(node, grad)
+        else:  # an op with several outputs: a gradient for each, zeros where none came
             out_grads = _output_grads(grads, node.outputs, keep)
-        if out_grads is None:
-            continue
-        if node.versions or node.released:
+            if out_grads is None:
+                continue
             node.check()
-        in_grads = node.fn.backward(node, *out_grads)
+            in_grads = node.fn.backward(node, *out_grads)
         if in_grads.__class__ is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
-        if len(in_grads) != len(node.edges):
+        edges = node.edges
+        if len(in_grads) != len(edges):
             raise RuntimeError(
-                f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
+                f"{node.name}: backward returned {len(in_grads)} gradients for {len(edges)} inputs"
             )
-        for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
+        for i, g in enumerate(in_grads):
+            edge = edges[i]
             if edge is None or g is None:
                 continue
             if edge.__class__ is Node or edge.__class__ is Output:
                 shape, dtype = edge.out_shape, edge.out_dtype
             else:
                 shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
-            if g.__class__ is IndexedGrad:
-                _scatter(grads, owned, edge, g, shape, dtype)
-                continue
             if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
+                if g.__class__ is IndexedGrad:
+                    _scatter(grads, owned, edge, g, shape, dtype)
+                    continue
                 g = _fit(g, shape, dtype, node, i)
             old = grads.get(edge)
             if old is None:

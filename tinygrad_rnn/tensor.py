@@ -54,31 +54,39 @@ class Function:
         of Tensors when `forward` returns a tuple of arrays; `backward(ctx, *grads)` then
         gets one gradient per output (zeros for an output that got none).
         """
-        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
-        node = _tape.Node(cls, tensors)  # the forward's ctx; on the tape if it records
-        record = node.edges.count(None) != len(tensors)
+        tensors, arrays, edges = [], [], []
+        for x in inputs:
+            t = x if isinstance(x, Tensor) else Tensor(x)
+            tensors.append(t)
+            arrays.append(t._data)
+            edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
+        record = _tape._GradMode.enabled and edges.count(None) < len(edges)
+        node = _tape.Node(cls, tuple(edges) if record else (None,) * len(edges))  # the forward's ctx
         try:
-            out = cls.forward(node, *[t._data for t in tensors], **options)
+            out = cls.forward(node, *arrays, **options)
         except (ValueError, IndexError) as e:  # name the op, keep the traceback into forward
             if str(e).startswith(cls.op_name() + ":"):
                 raise
             raise type(e)(f"{cls.op_name()}: {e}").with_traceback(e.__traceback__) from None
         if out.__class__ is tuple:  # several outputs (`unbind`): a tensor each, one node
-            results = tuple([_output(o, record, tensors) for o in out])
+            results = tuple([_wrap(o, record, tensors) for o in out])
             if record:
                 node.record(tensors, results)
             return results
-        result = _output(out, record, tensors)
+        result = _wrap(out, record, tensors)
         if record:
             node.record(tensors, (result,))
         return result
 
 
-def _output(out: Any, requires_grad: bool, inputs: list[Tensor]) -> Tensor:
-    """A forward's array as a Tensor; a view shares its input's version counter, as in PyTorch."""
+def _wrap(out: Any, requires_grad: bool, inputs: Sequence[Tensor] = ()) -> Tensor:
+    """An array as a Tensor, without a copy; a view of an input's array shares that input's
+    version counter, as in PyTorch."""
     if out.__class__ is not np.ndarray:
         out = np.asarray(out)
-    result = Tensor._make(out, requires_grad)
+    result = Tensor.__new__(Tensor)
+    result._data, result.requires_grad, result.grad, result._node = out, requires_grad, None, None
+    result._version = [0]
     if out.base is not None:
         for t in inputs:
             if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
@@ -123,12 +131,6 @@ class Tensor:
         self.grad = None
         self._node = None
         self._version = [0]  # a cell shared with detach() and checked by nodes
-
-    @classmethod
-    def _make(cls, data: np.ndarray, requires_grad: bool) -> Tensor:
-        t = cls.__new__(cls)
-        t._data, t.requires_grad, t.grad, t._node, t._version = data, requires_grad, None, None, [0]
-        return t
 
     # --- the array -------------------------------------------------------------------
     @property
@@ -189,7 +191,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares data and version counter)."""
-        t = Tensor._make(self._data, False)
+        t = _wrap(self._data, False)
         t._version = self._version
         return t
 
@@ -221,7 +223,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (int, float)):  # keep float32 float32: NEP 50 weak scalars
-            return Tensor._make(np.asarray(other, np.result_type(self._data.dtype, other)), False)
+            return _wrap(np.asarray(other, np.result_type(self._data.dtype, other)), False)
         return Tensor(other)
 
     def __add__(self, other: ArrayLike) -> Tensor:
