@@ -536,7 +536,10 @@ class CharRNN(Module):
         ids = class_ids(inputs, self.vocab_size, "inputs")
         if ids.ndim != 2:
             raise ValueError(f"CharRNN: inputs must be (T, B), got shape {ids.shape}")
-        state = self._h0(h0, ids.shape[1])
+        return self._hidden(ids, self._h0(h0, ids.shape[1]))
+
+    def _hidden(self, ids: np.ndarray, state: Any) -> tuple[Tensor, Any]:
+        """hidden_states for checked ids (T, B) and a state already made by `_h0`."""
         if self.rnn is not None:
             return self.rnn(self.embed.weight[ids], state)
         xh = self.embed.weight[ids] + self.bias_h
@@ -569,7 +572,7 @@ class CharRNN(Module):
             params = (self.embed.weight, self.weight_hh, self.bias_h, self.head.weight, self._head_bias)
             loss = CharRNNLoss.apply(*params, h0_t, inputs=ids, targets=tgt, h_out=h_out)
             return loss, Tensor(h_out)
-        hs, h = self.hidden_states(ids, h0_t)
+        hs, h = self._hidden(ids, h0_t)
         logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         return (loss if batch == 1 else loss / batch), _detach(h)

@@ -247,6 +247,23 @@ class GetItem(Function):
         return IndexedGrad(ctx.index, grad)  # zero but at x[index]; the tape scatter-adds it
 
 
+def _stack(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
+    """np.stack. Along axis 0, np.array stacks equal shapes in one call without np.stack's
+    Python-level checks (the RNN stacks its T steps every chunk); unequal shapes fall back
+    to np.stack, which raises its usual error."""
+    if axis == 0:
+        try:
+            return np.array(arrays)
+        except ValueError:
+            pass
+    return np.stack(arrays, axis=axis)
+
+
+def _unstack(x: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    """The slices of x along `axis` (views): the inverse of `_stack`."""
+    return tuple(x if axis == 0 else np.moveaxis(x, axis, 0))
+
+
 class Unbind(Function):
     """x -> the tuple of its slices along `axis` (views), one op with that many outputs.
 
@@ -259,11 +276,11 @@ class Unbind(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, ...]:
         (ctx.axis,) = _axes(axis, x.ndim) or (0,)
-        return tuple(np.moveaxis(x, ctx.axis, 0))
+        return _unstack(x, ctx.axis)
 
     @staticmethod
     def backward(ctx: Context, *grads: np.ndarray) -> np.ndarray:
-        return np.stack(grads, axis=ctx.axis)
+        return _stack(grads, ctx.axis)
 
 
 class Stack(Function):
@@ -272,11 +289,11 @@ class Stack(Function):
     @staticmethod
     def forward(ctx: Context, *xs: np.ndarray, axis: int = 0) -> np.ndarray:
         ctx.axis = axis
-        return np.stack(xs, axis=axis)
+        return _stack(xs, axis)
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(np.moveaxis(grad, ctx.axis, 0))
+        return _unstack(grad, ctx.axis)
 
 
 class Concat(Function):
@@ -448,9 +465,13 @@ class SoftmaxCrossEntropy(Function):
                 f"softmax_cross_entropy: reduction must be 'sum', 'mean' or 'none', not {reduction!r}"
             )
         targets = _check_targets(logits, targets)
-        logp = _log_softmax(logits, -1)
-        losses = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-        ctx.save_for_backward(np.exp(logp), targets)
+        z = logits - logits.max(axis=-1, keepdims=True)  # log-sum-exp: log p = z - log(sum(exp(z)))
+        e = np.exp(z)
+        total = e.sum(axis=-1, keepdims=True)
+        n, classes = targets.size, logits.shape[-1]
+        z_target = z.reshape(n, classes)[np.arange(n), targets.reshape(n)].reshape(targets.shape)
+        losses = np.log(total[..., 0]) - z_target
+        ctx.save_for_backward(e / total, targets)
         ctx.reduction = reduction
         if reduction == "none":
             return losses
