@@ -122,3 +122,12 @@ def test_cli_bench_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
     assert cli.main(argv) == 0
     assert "| fused" in capsys.readouterr().out
+
+
+def test_ratios_pair_the_rounds_so_a_slow_round_cancels_out() -> None:
+    times = {"a": [2.0, 4.0, 100.0], "b": [1.0, 2.0, 40.0], "c": [1.0]}
+    chars = {"a": 10, "b": 10, "c": 5}
+    assert bench.paired_ratio(times, chars, "a", "b") == 2.0  # per-round ratios 2, 2, 2.5
+    assert bench.paired_ratio(times, chars, "b", "a") == 0.5
+    assert bench.paired_ratio(times, chars, "c", "a") == pytest.approx(1.0)  # per character: 0.2 / 0.2
+    assert bench.paired_ratio(times, chars, "a", "torch") is None

@@ -397,8 +397,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), sep, *[line(r) for r in rows]])
 
 
-def _ratio(a: Optional[float], b: Optional[float]) -> str:
-    return "-" if a is None or b is None else f"{a / b:.2f}x"
+def paired_ratio(times: dict[str, list[float]], chars: dict[str, int], a: str, b: str) -> Optional[float]:
+    """Time per character of `a` relative to `b`: the median over rounds of each round's ratio.
+
+    The rounds interleave the contenders, so the two times of a round were taken seconds
+    apart and a drift in the machine's speed (other tenants of a shared host) cancels out.
+    None if either contender did not run.
+    """
+    if a not in times or b not in times:
+        return None
+    return statistics.median((ta / chars[a]) / (tb / chars[b]) for ta, tb in zip(times[a], times[b]))
+
+
+def _ratio(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.2f}x"
 
 
 def _mib(n: Optional[int]) -> str:
@@ -413,8 +425,7 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     times = interleaved(contenders, args.steps, args.rounds, args.warmup)
     peak = matmul_gflops(cfg.dtype, n=args.matmul_n)
     med = {name: statistics.median(t) for name, t in times.items()}
-    per_char = {c.name: med[c.name] / c.chars for c in contenders}
-    seed_pc = per_char.get("seed loop")
+    chars = {c.name: c.chars for c in contenders}
     rows = []
     for c in contenders:
         mem = None if c.name.startswith("torch") else peak_bytes(c.step)
@@ -430,8 +441,8 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
                 f"{min(ts) * 1e3:.3f}-{max(ts) * 1e3:.3f}",
                 f"{c.chars / med[c.name]:,.0f}",
                 _mib(mem),
-                _ratio(per_char[c.name], seed_pc),
-                _ratio(per_char[c.name], per_char.get(torch_twin(c.name))),
+                _ratio(paired_ratio(times, chars, c.name, "seed loop")),
+                _ratio(paired_ratio(times, chars, c.name, torch_twin(c.name))),
                 f"{gflops:.2f} ({100 * gflops / peak:.1f}%)",
             ]
         )
@@ -456,7 +467,8 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
         spread = max(spread, (max(same) - min(same)) / max(abs(min(same)), 1e-30))
     print(
         f"\nmedian of {args.rounds} rounds x {args.steps} steps; 'time vs' = time per character "
-        f"relative to that row (< 1 is faster); numpy {np.dtype(cfg.dtype).name} matmul "
+        "relative to that row's in the same round, median over rounds (< 1 is faster); numpy "
+        f"{np.dtype(cfg.dtype).name} matmul "
         f"{args.matmul_n}^2: {peak:.1f} GFLOP/s; first-step losses agree to {spread:.1e} (relative; "
         "within each cell's rows)",
         file=out,

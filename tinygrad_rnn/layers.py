@@ -185,11 +185,6 @@ State = Union[Tensor, tuple[Tensor, Tensor]]  # h (B, H), or (h, c) for the LSTM
 StateLike = Union[ArrayLike, tuple[ArrayLike, ArrayLike]]
 
 
-def _step(xh_t: Tensor, h: Tensor, weight_hh_t: Tensor) -> Tensor:
-    """One step: tanh(xh_t + h @ W_hh^T), xh_t the input's share (the seed's Wxh x + bh)."""
-    return addmm(xh_t, h, weight_hh_t).tanh()  # addmm(c, a, b) = c + a @ b, one node
-
-
 class _Cell(Module):
     """Base of the cells: parameters named by `param_shapes`, one time step in `step`.
 
@@ -249,7 +244,8 @@ class RNNCell(_Cell):
 
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
-        return _step(xw, state, weight_hh_t)  # bias_hh is None: the one bias is in xw
+        """tanh(xw + h @ W_hh^T), xw the input's share (the seed's Wxh x + bh); bias_hh is None."""
+        return addmm(xw, state, weight_hh_t).tanh()  # addmm(c, a, b) = c + a @ b, one node
 
 
 class LSTMCell(_Cell):
