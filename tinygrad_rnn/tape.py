@@ -10,6 +10,8 @@ An op with several outputs (`unbind`) is one node too; each of its output tensor
 to an `Output` of it, and its backward gets one gradient per output.
 
 Nodes are numbered as they are made, so sorting by that number gives execution order.
+The same clock dates changes: assigning a tensor's `.data` notes the number at which its
+memory changed, and backward refuses a node whose saved arrays changed after it was made.
 `loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
 opened with `with` keeps every node made inside it, for `tape.gradient`, `print` and DOT.
 """
@@ -17,6 +19,7 @@ opened with `with` keeps every node made inside it, for `tape.gradient`, `print`
 from __future__ import annotations
 
 import itertools
+import weakref
 from contextlib import ContextDecorator
 from operator import attrgetter
 from types import TracebackType
@@ -29,8 +32,21 @@ if TYPE_CHECKING:
 
 Edge = Union["Node", "Output", "Tensor", None]
 
-_counter = itertools.count()
+_counter = itertools.count()  # numbers nodes and changes of memory, in one order
 _active_tapes: list[Tape] = []
+# id of an array that owns memory -> the number at which a tensor's `.data` over it was last
+# assigned; numpy arrays cannot carry a version counter, so the clock is kept here
+_changed: dict[int, int] = {}
+_last_change = [-1]  # the number of the latest change of all
+
+
+def note_change(array: np.ndarray) -> None:
+    """Note that `array`'s memory (and so every view of it) changes now (`Tensor.data = ...`)."""
+    owner = array if array.base is None else array.base
+    key = id(owner)
+    if key not in _changed:  # forget the entry when the memory is freed (its id can be reused)
+        weakref.finalize(owner, _changed.pop, key, None)
+    _changed[key] = _last_change[0] = next(_counter)
 
 
 class _GradMode:
@@ -68,7 +84,7 @@ class Node:
     """
 
     __slots__ = (
-        "fn", "edges", "saved_tensors", "seq", "out_shape", "out_dtype", "outputs", "versions",
+        "fn", "edges", "saved_tensors", "released", "seq", "out_shape", "out_dtype", "outputs",
         "in_shapes", "__dict__",
     )  # fmt: skip
     if TYPE_CHECKING:  # ops store what they like on a node; tell mypy so, at no runtime cost
@@ -81,6 +97,7 @@ class Node:
         self.fn = fn
         self.edges = edges
         self.saved_tensors: tuple[Any, ...] = ()
+        self.released = False
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -103,11 +120,6 @@ class Node:
         else:
             self.outputs = tuple([Output(self, i, t) for i, t in enumerate(outputs)])
             self.out_shape = tuple([t._data.shape for t in outputs])  # shown by print and DOT
-        # (version cell, version then) of each tensor whose array the forward saved
-        saved = self.saved_tensors
-        self.versions: Sequence[tuple[list[int], int]] = (
-            _saved_versions(saved, (*inputs, *outputs)) if saved else ()
-        )
         self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
         if _active_tapes:
             self.in_shapes = tuple([t._data.shape for t in inputs])
@@ -118,27 +130,24 @@ class Node:
         """Drop everything the forward saved (after a backward without retain_graph)."""
         self.__dict__.clear()
         self.saved_tensors = ()
-        self.versions = _ALWAYS_STALE  # so the sweep's version test sends it to `check`
-
-    @property
-    def released(self) -> bool:
-        """True once a backward without retain_graph has dropped what the forward saved."""
-        return self.versions is _ALWAYS_STALE
+        self.released = True
 
     def check(self) -> None:
-        """Raise if this node cannot be swept: released, or a saved array changed in place."""
+        """Raise if this node cannot be swept: released, or a saved array changed after it."""
         if self.released:
             raise RuntimeError(
                 f"{self.name}: backward through this graph a second time; its saved arrays "
                 "were released by the first backward (pass retain_graph=True to keep them)"
             )
-        for cell, seen in self.versions:
-            if cell[0] != seen:
-                raise RuntimeError(
-                    f"{self.name}: an array saved for backward was modified in place after "
-                    f"the forward (version {seen} -> {cell[0]}); the gradient would be wrong. "
-                    "Run backward before updating, or recompute the forward."
-                )
+        for a in self.saved_tensors:
+            if a.__class__ is np.ndarray:
+                changed = _changed.get(id(a if a.base is None else a.base), -1)
+                if changed > self.seq:
+                    raise RuntimeError(
+                        f"{self.name}: an array saved for backward was modified in place after "
+                        f"the forward (op {self.seq}, changed at {changed}); the gradient would be "
+                        "wrong. Run backward before updating, or recompute the forward."
+                    )
 
     def __repr__(self) -> str:
         ins = ", ".join(str(s) for s in self.in_shapes)
@@ -152,9 +161,6 @@ class Node:
         return f"{len(self.outputs)} x {shapes.pop()}" if len(shapes) == 1 else str(self.out_shape)
 
 
-_ALWAYS_STALE = (([1], 0),)  # (version cell, version then) that never matches
-
-
 class Output:
     """Output `index` of a multi-output node: what each of its tensors points to as its maker."""
 
@@ -164,21 +170,6 @@ class Output:
         self.node, self.index = node, index
         self.out_shape, self.out_dtype = tensor._data.shape, tensor._data.dtype
         tensor._node = self
-
-
-def _saved_versions(saved: tuple[Any, ...], tensors: tuple[Tensor, ...]) -> list[tuple[list[int], int]]:
-    """(version cell, version now) of each input or output whose memory a saved array shares.
-
-    numpy points every view's `base` at the array that owns the memory, hence the test.
-    """
-    versions = []
-    for s in saved:
-        if s.__class__ is np.ndarray:
-            owner = s if s.base is None else s.base
-            for t in tensors:
-                if t._data is owner or t._data.base is owner:
-                    versions.append((t._version, t._version[0]))
-    return versions
 
 
 class IndexedGrad:
@@ -272,9 +263,8 @@ def _sweep(
             grad = grads.get(node) if node in keep else grads.pop(node, None)
             if grad is None:
                 continue
-            for cell, seen in node.versions:  # (a released node's never match)
-                if cell[0] != seen:
-                    node.check()
+            if node.released or node.seq < _last_change[0]:  # memory changed since the op
+                node.check()
             in_grads = node.fn.backward(node, grad)
         else:  # an op with several outputs: a gradient for each, zeros where none came
             out_grads = _output_grads(grads, node.outputs, keep)

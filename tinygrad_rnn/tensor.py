@@ -69,28 +69,22 @@ class Function:
                 raise
             raise type(e)(f"{cls.op_name()}: {e}").with_traceback(e.__traceback__) from None
         if out.__class__ is tuple:  # several outputs (`unbind`): a tensor each, one node
-            results = tuple([_wrap(o, record, tensors) for o in out])
+            results = tuple([_wrap(o, record) for o in out])
             if record:
                 node.record(tensors, results)
             return results
-        result = _wrap(out, record, tensors)
+        result = _wrap(out, record)
         if record:
             node.record(tensors, (result,))
         return result
 
 
-def _wrap(out: Any, requires_grad: bool, inputs: Sequence[Tensor] = ()) -> Tensor:
-    """An array as a Tensor, without a copy; a view of an input's array shares that input's
-    version counter, as in PyTorch."""
+def _wrap(out: Any, requires_grad: bool) -> Tensor:
+    """An array as a Tensor, without a copy."""
     if out.__class__ is not np.ndarray:
         out = np.asarray(out)
     result = Tensor.__new__(Tensor)
     result._data, result.requires_grad, result.grad, result._node = out, requires_grad, None, None
-    result._version = [0]
-    if out.base is not None:
-        for t in inputs:
-            if out.base is t._data or out.base is t._data.base:  # numpy: base is the owner
-                result._version = t._version
     return result
 
 
@@ -108,17 +102,17 @@ class Tensor:
     """An n-d numpy array with an optional gradient and the node of the op that made it.
 
     `data` is shared with the array passed in when no conversion is needed. Assigning to
-    `data` (including `t.data -= step`, which Python turns into an assignment) bumps the
-    tensor's version, which lets backward detect arrays changed after they were saved; a
-    write through the array itself (`t.data[i] = v`) is not seen.
+    `data` (including `t.data -= step`, which Python turns into an assignment) dates a change
+    of its memory, which lets backward refuse ops that saved it earlier (views and tensors
+    over the same memory included); a write through the array itself (`t.data[i] = v`) is
+    not seen.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "_node", "_version")
+    __slots__ = ("_data", "grad", "requires_grad", "_node")
     _data: np.ndarray
     grad: Optional[np.ndarray]
     requires_grad: bool
     _node: Union[_tape.Node, _tape.Output, None]
-    _version: list[int]
     __array_ufunc__ = None  # `ndarray + Tensor` calls Tensor.__radd__, not numpy's loop
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -130,7 +124,6 @@ class Tensor:
         self.requires_grad = requires_grad
         self.grad = None
         self._node = None
-        self._version = [0]  # a cell shared with detach() and checked by nodes
 
     # --- the array -------------------------------------------------------------------
     @property
@@ -142,8 +135,8 @@ class Tensor:
         value = np.asarray(value)
         if self.requires_grad and value.dtype.kind != "f":
             raise TypeError(f"data: a tensor that requires grad needs float data, not {value.dtype}")
+        _tape.note_change(self._data)  # nodes that saved this memory can no longer backward
         self._data = value
-        self._version[0] += 1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -190,10 +183,8 @@ class Tensor:
         return self._data.item()
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (shares data and version counter)."""
-        t = _wrap(self._data, False)
-        t._version = self._version
-        return t
+        """The same data, cut from the graph (shared, not copied)."""
+        return _wrap(self._data, False)
 
     # --- backward --------------------------------------------------------------------
     def _seed_grad(self, grad: Optional[ArrayLike]) -> np.ndarray:
