@@ -323,6 +323,31 @@ def test_in_place_change_of_a_saved_output_is_caught() -> None:
         loss.backward()
 
 
+def test_a_change_through_a_detached_or_memory_sharing_tensor_is_caught() -> None:
+    w = leaf(3)
+    loss = (w * w).sum()
+    w.detach().data -= 1.0  # the same memory
+    with pytest.raises(RuntimeError, match="mul: an array saved for backward was modified in place"):
+        loss.backward()
+    base = np.ones((2, 3))
+    a = Tensor(base, requires_grad=True)
+    loss = (a * a).sum()
+    Tensor(base[0]).data -= 1.0  # another tensor over a row of the same memory
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_the_change_clock_forgets_freed_memory() -> None:
+    from tinygrad_rnn import tape
+
+    before = len(tape._changed)
+    for _ in range(50):
+        t = Tensor(np.ones(4))
+        t.data -= 1.0  # each a new array, freed on the next iteration
+    gc.collect()
+    assert len(tape._changed) <= before + 1
+
+
 def test_update_after_backward_is_fine() -> None:
     w = leaf(3)
     (w * w).sum().backward()

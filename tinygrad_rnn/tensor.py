@@ -92,7 +92,7 @@ def _float_array(data: Any, dtype: Any = None) -> np.ndarray:
     """float32 stays float32; other floats become float64; ints and bools are kept."""
     arr = np.asarray(data, dtype=dtype)
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != np.float32:
-        arr = arr.astype(np.float64)
+        arr = arr.astype(np.float64, copy=False)
     elif arr.dtype.kind not in "fiub":
         raise TypeError(f"Tensor: unsupported dtype {arr.dtype}")
     return arr
