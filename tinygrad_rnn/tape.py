@@ -110,19 +110,24 @@ class Node:
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
 
-    def record(self, inputs: list[Tensor], outputs: tuple[Tensor, ...]) -> None:
-        """Put this node on the tape as the maker of `outputs` (one tensor, or several)."""
+    def record(self, inputs: list[np.ndarray], outputs: Union[Tensor, tuple[Tensor, ...]]) -> None:
+        """Put this node on the tape as the maker of `outputs` (a tensor, or a tuple of them).
+
+        `inputs` are the arrays the forward got (their shapes are shown by a Tape)."""
         self.seq = next(_counter)
-        self.outputs: Optional[tuple[Output, ...]] = None
-        if len(outputs) == 1:
-            outputs[0]._node = self
-            self.out_shape, self.out_dtype = outputs[0]._data.shape, outputs[0]._data.dtype
+        self.out_shape: Any  # the output's shape; for several outputs, theirs (print and DOT)
+        if isinstance(outputs, tuple):
+            self.outputs: Optional[tuple[Output, ...]] = tuple(
+                [Output(self, i, t) for i, t in enumerate(outputs)]
+            )
+            self.out_shape = tuple([t._data.shape for t in outputs])
         else:
-            self.outputs = tuple([Output(self, i, t) for i, t in enumerate(outputs)])
-            self.out_shape = tuple([t._data.shape for t in outputs])  # shown by print and DOT
+            self.outputs = None
+            outputs._node = self
+            self.out_shape, self.out_dtype = outputs._data.shape, outputs._data.dtype
         self.in_shapes: tuple[tuple[int, ...], ...] = ()  # only needed for printing a Tape
         if _active_tapes:
-            self.in_shapes = tuple([t._data.shape for t in inputs])
+            self.in_shapes = tuple([a.shape for a in inputs])
             for tape in _active_tapes:
                 tape.nodes.append(self)
 
@@ -325,9 +330,11 @@ def _reachable(root: Node) -> list[Node]:
     stack = [root]
     while stack:
         for edge in stack.pop().edges:
-            if edge.__class__ is Output:
+            if edge.__class__ is not Node:
+                if edge.__class__ is not Output:
+                    continue  # a leaf or a constant
                 edge = edge.node
-            if edge.__class__ is Node and edge not in seen:
+            if edge not in seen:
                 seen.add(edge)
                 stack.append(edge)
     return sorted(seen, key=attrgetter("seq"))

@@ -54,10 +54,9 @@ class Function:
         of Tensors when `forward` returns a tuple of arrays; `backward(ctx, *grads)` then
         gets one gradient per output (zeros for an output that got none).
         """
-        tensors, arrays, edges = [], [], []
+        arrays, edges = [], []
         for x in inputs:
             t = x if isinstance(x, Tensor) else Tensor(x)
-            tensors.append(t)
             arrays.append(t._data)
             edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
         record = _tape._GradMode.enabled and edges.count(None) < len(edges)
@@ -71,11 +70,11 @@ class Function:
         if out.__class__ is tuple:  # several outputs (`unbind`): a tensor each, one node
             results = tuple([_wrap(o, record) for o in out])
             if record:
-                node.record(tensors, results)
+                node.record(arrays, results)
             return results
         result = _wrap(out, record)
         if record:
-            node.record(tensors, (result,))
+            node.record(arrays, result)
         return result
 
 
