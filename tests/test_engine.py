@@ -303,6 +303,39 @@ def test_an_in_place_change_under_an_unbind_view_is_caught() -> None:
         loss.backward()
 
 
+# --- gradients kept as products ---------------------------------------------------------------
+def test_a_weight_shared_by_many_matmuls_gets_the_sum_of_their_products() -> None:
+    w = leaf(4, 3)
+    xs = [leaf(2, 4, seed=s) for s in range(1, 6)]
+    with Tape() as tape:
+        y = tg.stack([x @ w for x in xs[:3]] + [tg.addmm(leaf(1, 3), x, w) for x in xs[3:]])
+        loss = (y * y).sum() + (w * w).sum() + w[1].sum()  # products, a dense term, a scatter
+    r = 2 * y.data
+    want = sum(x.data.T @ r[k] for k, x in enumerate(xs)) + 2 * w.data
+    want[1] += 1.0
+    (dw,) = tape.gradient(loss, [w], retain_graph=True)
+    np.testing.assert_allclose(dw, want, rtol=1e-13)
+    loss.backward()
+    np.testing.assert_allclose(w.grad, want, rtol=1e-13)
+    assert gradcheck(
+        lambda a, b: (tg.stack([a @ b, b.T @ b.T.T]) ** 2).sum(), [leaf(3, 3), leaf(3, 3, seed=2)]
+    )
+
+
+def test_a_product_gradient_of_the_wrong_shape_names_the_op() -> None:
+    class BadProduct(Function):
+        @staticmethod
+        def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+            return x.sum(keepdims=True)
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> tg.ProductGrad:
+            return tg.ProductGrad(np.ones((2, 1)), np.ones((1, 5)))  # (2, 5) for a (2, 3) input
+
+    with pytest.raises(RuntimeError, match=r"BadProduct: backward returned products of shape \(2, 5\)"):
+        BadProduct.apply(leaf(2, 3)).sum().backward()
+
+
 # --- safety and errors -----------------------------------------------------------------------
 def test_in_place_change_of_a_saved_array_makes_backward_raise() -> None:
     w = leaf(4, 2)

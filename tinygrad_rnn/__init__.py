@@ -7,7 +7,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack, unbind
-from tinygrad_rnn.tape import IndexedGrad, Tape, is_grad_enabled, no_grad, unbroadcast
+from tinygrad_rnn.tape import IndexedGrad, ProductGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "Function",
     "GradcheckError",
     "IndexedGrad",
+    "ProductGrad",
     "Tape",
     "Tensor",
     "concat",

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_rnn.tape import IndexedGrad
+from tinygrad_rnn.tape import IndexedGrad, ProductGrad
 from tinygrad_rnn.tensor import ArrayLike, Context, Function, Index, Tensor
 
 Axis = Union[int, tuple[int, ...], None]
@@ -115,7 +115,7 @@ class MatMul(Function):
         return np.dot(a, b) if a.ndim == 2 and b.ndim == 2 else a @ b  # np.dot: less overhead
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         a, b = ctx.saved_tensors
         # treat a 1-D a as a row (1, k) and a 1-D b as a column (k, 1), like numpy does
         if b.ndim == 1:
@@ -129,9 +129,12 @@ class MatMul(Function):
             if ctx.saved_tensors[0].ndim == 1:
                 da = da[..., 0, :]
         if ctx.needs_input_grad[1]:
-            db = mm(np.swapaxes(a, -1, -2), grad)  # dL/db = a^T dL/dy
-            if ctx.saved_tensors[1].ndim == 1:
-                db = db[..., 0]
+            if grad.ndim == 2 and ctx.saved_tensors[1].ndim == 2:
+                db = ProductGrad(a.T, grad)  # dL/db = a^T dL/dy, multiplied out by the sweep
+            else:
+                db = mm(np.swapaxes(a, -1, -2), grad)
+                if ctx.saved_tensors[1].ndim == 1:
+                    db = db[..., 0]
         return da, db
 
 
@@ -155,10 +158,11 @@ class AddMM(Function):
         return out
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[Optional[np.ndarray], ...]:
+    def backward(ctx: Context, grad: np.ndarray) -> tuple[Any, ...]:
         a, b = ctx.saved_tensors
         _, da, db = ctx.needs_input_grad
-        return grad, (np.dot(grad, b.T) if da else None), (np.dot(a.T, grad) if db else None)
+        # dL/db = a^T dL/dy, multiplied out by the sweep (with the other steps' ones, in an RNN)
+        return grad, (np.dot(grad, b.T) if da else None), (ProductGrad(a.T, grad) if db else None)
 
 
 # --- reductions and shape ----------------------------------------------------------------

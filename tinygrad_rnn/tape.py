@@ -191,6 +191,68 @@ class IndexedGrad:
         self.index, self.values = index, values
 
 
+class ProductGrad:
+    """A gradient that is the matrix product `left @ right` (2-D), kept as its two factors.
+
+    A matmul's backward returns one for its second operand (`a.T @ grad`). A weight used at
+    every step of a recurrence gets one per step, and the sweep multiplies them all at once
+    when the weight's gradient is needed: concat(lefts, axis=1) @ concat(rights, axis=0), one
+    (k, T*n) @ (T*n, m) matmul instead of T small ones and T additions of (k, m) arrays.
+    """
+
+    __slots__ = ("left", "right")
+
+    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
+        self.left, self.right = left, right
+
+
+class _Sum:
+    """The gradient of one input while ProductGrads arrive: their factors and the dense
+    gradients that came too, added up by `total` when the gradient is needed."""
+
+    __slots__ = ("lefts", "rights", "dense", "node")
+
+    def __init__(self, dense: Optional[np.ndarray], node: Node) -> None:
+        self.lefts: list[np.ndarray] = []
+        self.rights: list[np.ndarray] = []
+        self.dense = [] if dense is None else [dense]
+        self.node = node  # the first op that sent a product, for errors
+
+    def __iadd__(self, g: np.ndarray) -> _Sum:  # the sweep's `old += g`
+        self.dense.append(g)
+        return self
+
+    def total(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The sum as one array of `shape` and `dtype` (a new one, which the sweep owns)."""
+        try:
+            if len(self.lefts) == 1:
+                out = np.dot(self.lefts[0], self.rights[0])
+            else:
+                out = np.dot(np.concatenate(self.lefts, axis=1), np.concatenate(self.rights, axis=0))
+        except ValueError as e:
+            raise RuntimeError(
+                f"{self.node.name}: backward returned a ProductGrad that does not multiply: {e}"
+            ) from None
+        if out.shape != shape:
+            raise RuntimeError(
+                f"{self.node.name}: backward returned products of shape {out.shape} "
+                f"for an input of shape {shape}"
+            )
+        for g in self.dense:
+            out += g
+        return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _defer(grads: dict[Any, Any], owned: set[Any], edge: Any, g: ProductGrad, node: Node) -> None:
+    """Keep a ProductGrad's factors in the edge's `_Sum` (made on the first one); `total` checks them."""
+    acc = grads.get(edge)
+    if acc.__class__ is not _Sum:
+        grads[edge] = acc = _Sum(acc, node)
+        owned.add(edge)  # so later dense gradients go to `acc += g`
+    acc.lefts.append(g.left)
+    acc.rights.append(g.right)
+
+
 def is_basic_index(index: Any) -> bool:
     """True for ints, slices, None and Ellipsis: each element is picked at most once."""
     for part in index if isinstance(index, tuple) else (index,):
@@ -204,7 +266,9 @@ def _scatter(
 ) -> None:
     """Add an IndexedGrad into the edge's gradient buffer, made (or copied) once and owned."""
     buf = grads.get(edge)
-    if buf is None:
+    if buf.__class__ is _Sum:
+        buf = buf.total(shape, dtype)
+    elif buf is None:
         buf = np.zeros(shape, dtype)
     elif edge not in owned:
         buf = np.array(buf)  # a borrowed gradient may be shared or read-only
@@ -268,6 +332,8 @@ def _sweep(
             grad = grads.get(node) if node in keep else grads.pop(node, None)
             if grad is None:
                 continue
+            if grad.__class__ is _Sum:
+                grad = grad.total(node.out_shape, node.out_dtype)
             if node.released or node.seq < _last_change[0]:  # memory changed since the op
                 node.check()
             in_grads = node.fn.backward(node, grad)
@@ -296,6 +362,9 @@ def _sweep(
                 if g.__class__ is IndexedGrad:
                     _scatter(grads, owned, edge, g, shape, dtype)
                     continue
+                if g.__class__ is ProductGrad:
+                    _defer(grads, owned, edge, g, node)
+                    continue
                 g = _fit(g, shape, dtype, node, i)
             old = grads.get(edge)
             if old is None:
@@ -314,6 +383,7 @@ def _output_grads(
 ) -> Optional[tuple[np.ndarray, ...]]:
     """The gradients of a multi-output node's outputs (zeros where none came), or None if none came."""
     got = [grads.get(o) if o in keep else grads.pop(o, None) for o in outputs]
+    got = [g.total(o.out_shape, o.out_dtype) if g.__class__ is _Sum else g for o, g in zip(outputs, got)]
     if all(g is None for g in got):
         return None
     return tuple([np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)])
@@ -357,6 +427,8 @@ def _accumulate(grads: dict[Any, np.ndarray], owned: set[Any]) -> None:
     """Add each leaf's gradient into its `.grad`; copy only arrays the sweep did not make."""
     for key, g in grads.items():
         if not isinstance(key, (Node, Output)):
+            if g.__class__ is _Sum:
+                g = g.total(key._data.shape, key._data.dtype)
             if key.grad is not None:
                 key.grad = np.asarray(key.grad + g)
             else:
@@ -424,6 +496,8 @@ class Tape:
         out = []
         for s, k in zip(sources, keys):
             g = grads.get(k)
+            if g.__class__ is _Sum:
+                g = g.total(s.shape, s.dtype)
             out.append(np.zeros(s.shape, s.dtype) if g is None else np.array(g, dtype=s.dtype))
         return out
 
