@@ -224,12 +224,13 @@ class Transpose(Function):
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, axes: Optional[Sequence[int]] = None) -> np.ndarray:
         out = x.transpose(axes)
-        ctx.axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(a % x.ndim for a in axes)
+        perm = range(x.ndim)[::-1] if axes is None else [a % x.ndim for a in axes]
+        ctx.inverse = tuple(sorted(range(x.ndim), key=perm.__getitem__))  # undoes the permutation
         return out
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
-        return grad.transpose(np.argsort(ctx.axes))
+        return grad.transpose(ctx.inverse)
 
 
 class GetItem(Function):

@@ -382,11 +382,20 @@ def _output_grads(
     grads: dict[Any, np.ndarray], outputs: tuple[Output, ...], keep: frozenset[Any]
 ) -> Optional[tuple[np.ndarray, ...]]:
     """The gradients of a multi-output node's outputs (zeros where none came), or None if none came."""
-    got = [grads.get(o) if o in keep else grads.pop(o, None) for o in outputs]
-    got = [g.total(o.out_shape, o.out_dtype) if g.__class__ is _Sum else g for o, g in zip(outputs, got)]
-    if all(g is None for g in got):
+    got: list[Any] = []
+    missing = 0
+    for o in outputs:
+        g = grads.get(o) if o in keep else grads.pop(o, None)
+        if g is None:
+            missing += 1
+        elif g.__class__ is _Sum:
+            g = g.total(o.out_shape, o.out_dtype)
+        got.append(g)
+    if missing == len(outputs):
         return None
-    return tuple([np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)])
+    if missing:
+        got = [np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)]
+    return tuple(got)
 
 
 def _release(nodes: list[Node]) -> None:
