@@ -131,12 +131,6 @@ class Node:
             for tape in _active_tapes:
                 tape.nodes.append(self)
 
-    def release(self) -> None:
-        """Drop everything the forward saved (after a backward without retain_graph)."""
-        self.__dict__.clear()
-        self.saved_tensors = ()
-        self.released = True
-
     def check(self) -> None:
         """Raise if this node cannot be swept: released, or a saved array changed after it."""
         if self.released:
@@ -399,8 +393,11 @@ def _output_grads(
 
 
 def _release(nodes: list[Node]) -> None:
+    """Drop everything the nodes' forwards saved (after a backward without retain_graph)."""
     for node in nodes:
-        node.release()
+        node.__dict__.clear()
+        node.saved_tensors = ()
+        node.released = True
 
 
 def _reachable(root: Node) -> list[Node]:
