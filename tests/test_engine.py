@@ -379,6 +379,9 @@ def test_the_change_clock_forgets_freed_memory() -> None:
         t.data -= 1.0  # each a new array, freed on the next iteration
     gc.collect()
     assert len(tape._changed) <= before + 1
+    over_bytes = Tensor(np.frombuffer(bytes(32), dtype=np.float64))  # memory owned by bytes
+    over_bytes.data = np.ones(4)
+    np.testing.assert_array_equal(over_bytes.data, np.ones(4))
 
 
 def test_update_after_backward_is_fine() -> None:

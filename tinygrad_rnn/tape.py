@@ -45,7 +45,10 @@ def note_change(array: np.ndarray) -> None:
     owner = array if array.base is None else array.base
     key = id(owner)
     if key not in _changed:  # forget the entry when the memory is freed (its id can be reused)
-        weakref.finalize(owner, _changed.pop, key, None)
+        try:
+            weakref.finalize(owner, _changed.pop, key, None)
+        except TypeError:  # an owner without weak references (bytes): a stale entry is harmless,
+            pass  # as memory made after a change is saved only by nodes numbered after it
     _changed[key] = _last_change[0] = next(_counter)
 
 
