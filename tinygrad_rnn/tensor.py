@@ -5,7 +5,9 @@ numpy arrays: `forward(ctx, *arrays, **options) -> array` and `backward(ctx, gra
 one gradient per array input (None where not needed)`. `Op.apply(*tensors, **options)`
 runs the forward and, when some input requires grad, records a node on the tape. A forward
 may return a tuple of arrays (an op with several outputs, like `unbind`); its backward
-then takes one gradient per output.
+then takes one gradient per output. A backward may hand a gradient over in a cheaper form
+the tape understands: `IndexedGrad` (zero but at an index, what `x[i]` gets) or
+`ProductGrad` (a matrix product kept as its factors, what a matmul's weight gets).
 """
 
 from __future__ import annotations
