@@ -214,6 +214,28 @@ def test_unbind_with_some_outputs_unused(shape: tuple[int, ...], seed: int, data
     )
 
 
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=seeds, data=st.data())
+def test_chunk_with_some_parts_unused(shape: tuple[int, ...], seed: int, data: Any) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    chunks = data.draw(st.integers(1, 3))
+    sized = shape[: axis % len(shape)] + (shape[axis] * chunks,) + shape[axis % len(shape) + 1 :]
+    used = data.draw(st.lists(st.integers(0, chunks - 1), min_size=1, max_size=chunks, unique=True))
+
+    def combine(parts: Any, join: Callable[..., Any]) -> Any:
+        return join([parts[k] * (k + 1.0) for k in used])
+
+    check(
+        lambda x: combine(tg.chunk(x, chunks, axis), tg.stack),
+        lambda x: combine(torch.chunk(x, chunks, dim=axis), torch.stack),
+        values(np.random.default_rng(seed), sized),
+    )
+
+
+def test_chunk_refuses_unequal_parts() -> None:
+    with pytest.raises(ValueError, match="chunk: an axis of size 5 does not split into 2 equal parts"):
+        Tensor(np.ones((2, 5))).chunk(2, axis=1)
+
+
 UNARY: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
     "tanh": (lambda t: t.tanh(), lambda t: t.tanh(), values),
     "sigmoid": (lambda t: t.sigmoid(), lambda t: t.sigmoid(), values),

@@ -6,7 +6,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 """
 
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
-from tinygrad_rnn.ops import addmm, concat, softmax_cross_entropy, stack, unbind
+from tinygrad_rnn.ops import addmm, chunk, concat, softmax_cross_entropy, stack, unbind
 from tinygrad_rnn.tape import IndexedGrad, ProductGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
@@ -21,6 +21,7 @@ __all__ = [
     "ProductGrad",
     "Tape",
     "Tensor",
+    "chunk",
     "concat",
     "gradcheck",
     "is_grad_enabled",

@@ -221,13 +221,20 @@ class _Cell(Module):
         """The hidden state h (B, H) that a cell's state holds (what the next layer sees)."""
         return state
 
+    @staticmethod
+    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """(xw, bias_hh) as `step` gets them; a cell whose bias_hh only adds to xw folds it in
+        here, once for all steps, and passes None on."""
+        return xw, bias_hh
+
     def forward(self, x: ArrayLike, h: Optional[StateLike] = None) -> Any:
         """x (B, I), h: the state (h, or the pair (h, c)) or None for zeros -> the next state."""
         w_ih, w_hh, b_ih, b_hh = _weights(self, type(self), "")
         x = _as_tensor(x, w_hh.dtype)
         shape = (x.shape[0], self.hidden_size)
         s = _state(type(self), h, shape, w_hh.dtype, type(self).__name__)
-        return self.step(_linear(x, w_ih, b_ih), s, w_hh.T, b_hh)
+        xw, b_hh = self.input_share(_linear(x, w_ih, b_ih), b_hh)
+        return self.step(xw, s, w_hh.T, b_hh)
 
 
 class RNNCell(_Cell):
@@ -264,17 +271,19 @@ class LSTMCell(_Cell):
     bias_hh: Parameter
 
     @staticmethod
+    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """bias_hh adds to every step's gates: it joins xw once (one op, not one a step)."""
+        return (xw, None) if bias_hh is None else (xw + bias_hh, None)
+
+    @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        assert bias_hh is not None  # the LSTM and the GRU have one
-        gates = addmm(xw, h, weight_hh_t) + bias_hh
-        n = h.shape[-1]
-        i = gates[:, :n].sigmoid()
-        f = gates[:, n : 2 * n].sigmoid()
-        g = gates[:, 2 * n : 3 * n].tanh()
-        o = gates[:, 3 * n :].sigmoid()
-        c = f * c + i * g
-        return o * c.tanh(), c
+        gates = addmm(xw, h, weight_hh_t)
+        if bias_hh is not None:  # not folded into xw by `input_share`
+            gates = gates + bias_hh
+        i, f, g, o = gates.chunk(4, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
 
     @staticmethod
     def output(state: Any) -> Tensor:
@@ -299,12 +308,12 @@ class GRUCell(_Cell):
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
         h = state
-        assert bias_hh is not None
-        hw = addmm(bias_hh, h, weight_hh_t)
-        n_ = h.shape[-1]
-        r = (xw[:, :n_] + hw[:, :n_]).sigmoid()
-        z = (xw[:, n_ : 2 * n_] + hw[:, n_ : 2 * n_]).sigmoid()
-        n = (xw[:, 2 * n_ :] + r * hw[:, 2 * n_ :]).tanh()
+        assert bias_hh is not None  # it cannot join xw: r gates it
+        x_r, x_z, x_n = xw.chunk(3, axis=1)
+        h_r, h_z, h_n = addmm(bias_hh, h, weight_hh_t).chunk(3, axis=1)
+        r = (x_r + h_r).sigmoid()
+        z = (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
         return n + z * (h - n)  # (1 - z) * n + z * h
 
 
@@ -381,6 +390,7 @@ def _recurrence(
     if fused:
         out = RNNRecurrence.apply(xw, weight_hh, state)
         return out, out[-1]
+    xw, bias_hh = cell.input_share(xw, bias_hh)
     w_t = weight_hh.T
     hs = []
     for xw_t in xw.unbind(0):  # one node takes the steps apart; the plain cell adds two a step

@@ -288,6 +288,33 @@ class Unbind(Function):
         return _stack(grads, ctx.axis)
 
 
+class Chunk(Function):
+    """x -> `chunks` equal parts along `axis` (views), one op with that many outputs.
+
+    An LSTM step takes its four gates apart this way: one node, not four.
+    """
+
+    name = "chunk"
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, chunks: int = 2, axis: int = 0) -> tuple[np.ndarray, ...]:
+        (ctx.axis,) = _axes(axis, x.ndim) or (0,)
+        size = x.shape[ctx.axis]
+        if chunks < 1 or size % chunks:
+            raise ValueError(f"chunk: an axis of size {size} does not split into {chunks} equal parts")
+        step = size // chunks
+        index = [slice(None)] * x.ndim
+        parts = []
+        for k in range(chunks):
+            index[ctx.axis] = slice(k * step, (k + 1) * step)
+            parts.append(x[tuple(index)])
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx: Context, *grads: np.ndarray) -> np.ndarray:
+        return np.concatenate(grads, axis=ctx.axis)
+
+
 class Stack(Function):
     name = "stack"
 
@@ -508,6 +535,13 @@ def unbind(x: ArrayLike, axis: int = 0) -> tuple[Tensor, ...]:
     if np.ndim(x.data if isinstance(x, Tensor) else x) == 0:
         raise ValueError("unbind: a 0-d tensor has no axis to take apart")
     return tuple(Unbind.apply(x, axis=axis))
+
+
+def chunk(x: ArrayLike, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+    """x split into `chunks` equal parts along `axis` (views), made by one op."""
+    if np.ndim(x.data if isinstance(x, Tensor) else x) == 0:
+        raise ValueError("chunk: a 0-d tensor has no axis to split")
+    return tuple(Chunk.apply(x, chunks=chunks, axis=axis))
 
 
 def concat(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:

@@ -287,6 +287,10 @@ class Tensor:
         """The slices along `axis` as separate tensors (views), made by one op: x (T, ...) -> T x (...)."""
         return ops.unbind(self, axis)
 
+    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+        """`chunks` equal parts along `axis` (views), made by one op."""
+        return ops.chunk(self, chunks, axis)
+
     def tanh(self) -> Tensor:
         return ops.Tanh.apply(self)
 
