@@ -296,6 +296,11 @@ def test_charrnn_input_errors() -> None:
         m.loss([1, 2], [1, 2], h0=np.zeros((4,)))
     with pytest.raises(ValueError, match="integers"):
         m(np.zeros((2, 1)))
+    small = CharRNN(5, 4, dtype=np.float32, rng=0)
+    with pytest.raises(ValueError, match="h0 must be float32 like the model, got float64"):
+        small.loss([1, 2], [1, 2], h0=Tensor(np.zeros((1, 4))))
+    loss, h = small.loss([1, 2], [1, 2], h0=np.zeros((1, 4)))  # an array is cast to the model's dtype
+    assert loss.dtype == np.float32 and h.dtype == np.float32
 
 
 @pytest.mark.parametrize(

@@ -371,6 +371,8 @@ def _state(
     for part in parts:
         if part.shape != shape:
             raise ValueError(f"{who}: h0 must be {shape}, got {part.shape}")
+        if part.dtype != dtype:  # it would silently turn the whole recurrence into its dtype
+            raise ValueError(f"{who}: h0 must be {np.dtype(dtype).name} like the model, got {part.dtype}")
     return _from_parts(parts)
 
 
