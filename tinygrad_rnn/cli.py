@@ -657,22 +657,30 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
     columns = ("|autograd-ref|", 16), ("|fused-ref|", 14), ("|fd-ref|", 12), ("|fd-autograd|", 15)
     header = f"{'parameter':<10}{'shape':<12}" + "".join(f"{c:>{w}}" for c, w in columns) + "  ok"
     print(header, file=out)
-    all_ok = all(abs(v - ref_loss) <= 1e-9 * (1 + abs(ref_loss)) for v in losses.values())
+    all_ok = all(_exact_enough(abs(v - ref_loss), ref_loss) for v in losses.values())
     for k in p:
         ref = ref_grads[k]
-        scale = 1e-9 * (1 + float(np.abs(ref).max()))
         d_auto = float(np.abs(results["autograd"][k] - ref).max())
         d_fused = float(np.abs(results["fused"][k] - ref).max())
         d_fd = float(np.abs(fd[k] - ref).max())
         d_fd_auto = float(np.abs(fd[k] - results["autograd"][k]).max())
         fd_ok = bool(np.all(agrees(ref, fd[k])))
-        ok = d_auto <= scale and d_fused <= scale and fd_ok
+        ok = _exact_enough(d_auto, ref) and _exact_enough(d_fused, ref) and fd_ok
         all_ok &= ok
         print(
             f"{k:<10}{str(ref.shape):<12}{d_auto:>16.2e}{d_fused:>14.2e}{d_fd:>12.2e}{d_fd_auto:>15.2e}  "
             f"{'yes' if ok else 'NO'}",
             file=out,
         )
+    return _verdict(all_ok, out)
+
+
+def _exact_enough(diff: float, ref: Any) -> bool:
+    """Two exact gradients (autograd, fused, reference) agree to 1e-9 relative to ref's size."""
+    return diff <= 1e-9 * (1 + float(np.abs(ref).max()))
+
+
+def _verdict(all_ok: bool, out: Any) -> int:
     print("all gradients agree" if all_ok else "GRADIENTS DISAGREE", file=out)
     return 0 if all_ok else 1
 
@@ -728,7 +736,7 @@ def run_stack_gradcheck(
             d_fused = "-"
             if fused_grads is not None:
                 diff = float(np.abs(fused_grads[name] - a).max())
-                ok &= diff <= 1e-9 * (1 + float(np.abs(a).max()))
+                ok &= _exact_enough(diff, a)
                 d_fused = f"{diff:.2e}"
             all_ok &= ok
             print(
@@ -736,5 +744,4 @@ def run_stack_gradcheck(
                 f"{'yes' if ok else 'NO'}",
                 file=out,
             )
-    print("all gradients agree" if all_ok else "GRADIENTS DISAGREE", file=out)
-    return 0 if all_ok else 1
+    return _verdict(all_ok, out)
