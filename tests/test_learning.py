@@ -55,3 +55,14 @@ def test_draw_tape_example_draws_the_unfused_rnn_with_names(tmp_path: Path) -> N
         text = " ".join(t for el in ET.parse(svg).getroot().iter() for t in (el.text,) if t)
         assert all(n in text for n in ("embed.weight", "head.weight", "weight_hh", "softmax_cross_entropy"))
         assert text.count("|grad|") == 15 + 5  # every op and every leaf
+
+
+def test_readme_learning_block_shows_every_step_and_the_names(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Learning\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert out.startswith("15 ops:") and out.count(": tanh (1, 8) -> (1, 8)") == 3
+    assert all(f'label="{n}\\n' in str(namespace["dot"]) for n in ("embed.weight", "head.weight"))
+    assert "docs/from_notebook.md" in readme and 'src="docs/tape.svg"' in readme
