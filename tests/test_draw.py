@@ -128,3 +128,12 @@ def test_jupyter_shows_a_tape_as_svg() -> None:
     svg = tape._repr_svg_()
     assert svg is not None and "<svg" in svg and "softmax_cross_entropy" in svg
     assert Tape()._repr_svg_() is None  # an empty tape has nothing to show
+
+
+def test_names_may_be_a_mapping_and_target_needs_the_graph() -> None:
+    tape, model, loss = recorded()
+    dot = tape.to_dot(names={"W_out": model.head.weight})
+    assert 'label="W_out\\n(22, 8)"' in dot and 'label="tensor\\n(22, 8)"' in dot
+    loss.backward()  # type: ignore[attr-defined]  # releases the graph
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        draw.boxes(tape, model, target=loss)  # type: ignore[arg-type]
