@@ -1,6 +1,7 @@
 """Look inside the tape: record a small expression, print it, export it as Graphviz DOT.
 
-Run: python examples/explore_tape.py [out.dot]   (then: dot -Tpng out.dot -o tape.png)
+Run: python examples/explore_tape.py [out.dot]   (a picture instead of DOT text: `tape.draw("tape.svg")`,
+with Graphviz or, without it, matplotlib; examples/draw_tape.py draws a char-RNN's tape)
 """
 
 import sys

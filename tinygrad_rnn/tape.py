@@ -510,28 +510,29 @@ class Tape:
             out.append(np.zeros(s.shape, s.dtype) if g is None else np.array(g, dtype=s.dtype))
         return out
 
-    def to_dot(self) -> str:
-        """The recorded graph as Graphviz DOT text: boxes for ops, ellipses for leaves."""
-        lines = ["digraph tape {", "  rankdir=LR;", "  node [fontname=Helvetica];"]
-        leaves: dict[int, str] = {}
-        recorded = set(self.nodes)
-        for i, node in enumerate(self.nodes):
-            lines.append(f'  op{node.seq} [shape=box, label="{i}: {node.name}\\n{node.out_text()}"];')
-            for j, edge in enumerate(node.edges):
-                if edge.__class__ is Output:
-                    edge = edge.node
-                if edge is None:
-                    name = f"const{node.seq}_{j}"
-                    lines.append(f'  {name} [shape=plaintext, label="{node.in_shapes[j]}"];')
-                elif edge.__class__ is Node:
-                    name = f"op{edge.seq}"
-                    if edge not in recorded:
-                        lines.append(f'  {name} [shape=box, style=dashed, label="{edge.name}"];')
-                else:
-                    name = leaves.get(id(edge), "")
-                    if not name:
-                        name = leaves[id(edge)] = f"leaf{len(leaves)}"
-                        lines.append(f'  {name} [shape=ellipse, label="{node.in_shapes[j]}"];')
-                lines.append(f"  {name} -> op{node.seq};")
-        lines.append("}")
-        return "\n".join(lines)
+    def to_dot(self, names: Any = None) -> str:
+        """The recorded graph as Graphviz DOT text: boxes for ops, ellipses for leaves,
+        named from `names` (a Module's `named_parameters`, or {name: tensor})."""
+        from tinygrad_rnn import draw
+
+        return draw.to_dot(self, names)
+
+    def draw(
+        self, path: Any, names: Any = None, target: Optional[Tensor] = None, engine: str = "auto"
+    ) -> Any:
+        """Write the recorded graph to `path` (.svg or .png) with Graphviz, or matplotlib
+        without it; `target=loss` adds every op's gradient norm (see `tinygrad_rnn.draw`)."""
+        from tinygrad_rnn import draw
+
+        return draw.draw(self, path, names, target, engine)
+
+    def _repr_svg_(self) -> Optional[str]:
+        """Jupyter shows a tape as its picture (up to 300 ops; else, or if nothing can draw, as text)."""
+        from tinygrad_rnn import draw
+
+        if not 0 < len(self.nodes) <= 300:
+            return None
+        try:
+            return draw.render(self, "svg").decode()
+        except draw.DrawingUnavailable:
+            return None
