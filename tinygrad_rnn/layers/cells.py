@@ -47,19 +47,30 @@ class _Cell(Module):
     bias_names: ClassVar[tuple[str, ...]] = ("bias_ih", "bias_hh")
 
     def __init__(
-        self, input_size: int, hidden_size: int, *, dtype: DType = np.float64, rng: RNG = None
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: DType = np.float64,
+        rng: RNG = None,
     ) -> None:
         super().__init__()
         _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
-        self.input_size, self.hidden_size = input_size, hidden_size
-        _add_params(self, type(self), input_size, hidden_size, "", _generator(rng), dtype)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        _add_params(self, type(self), input_size, hidden_size, "", _generator(rng), dtype, self.bias)
 
     @classmethod
-    def param_shapes(cls, input_size: int, hidden_size: int) -> list[tuple[str, tuple[int, ...]]]:
+    def param_shapes(
+        cls, input_size: int, hidden_size: int, bias: bool = True
+    ) -> list[tuple[str, tuple[int, ...]]]:
         """PyTorch's names and shapes, in PyTorch's order: weight_ih, weight_hh, then the biases."""
         rows = cls.gates * hidden_size
         weights = [("weight_ih", (rows, input_size)), ("weight_hh", (rows, hidden_size))]
-        return weights + [(name, (rows,)) for name in cls.bias_names]
+        return weights + [(name, (rows,)) for name in cls.bias_names if bias]
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Any:
@@ -157,10 +168,10 @@ class GRUCell(_Cell):
 
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
-        h = state
-        assert bias_hh is not None  # it cannot join xw: r gates it
+        h = state  # bias_hh cannot join xw: r gates it
+        hw = h @ weight_hh_t if bias_hh is None else addmm(bias_hh, h, weight_hh_t)
         x_r, x_z, x_n = xw.chunk(3, axis=1)
-        h_r, h_z, h_n = addmm(bias_hh, h, weight_hh_t).chunk(3, axis=1)
+        h_r, h_z, h_n = hw.chunk(3, axis=1)
         r = (x_r + h_r).sigmoid()
         z = (x_z + h_z).sigmoid()
         n = (x_n + r * h_n).tanh()
@@ -184,15 +195,21 @@ def _add_params(
     suffix: str,
     g: np.random.Generator,
     dtype: DType,
+    bias: bool = True,
 ) -> None:
-    """Register one layer's parameters on m as `<name><suffix>`: weights drawn, biases zero."""
+    """Register one layer's parameters on m as `<name><suffix>`: weights drawn, biases zero
+    (or None with bias=False, as PyTorch's)."""
     for name, shape in cell.param_shapes(input_size, hidden_size):
-        data = _small_normal(g, shape, dtype) if name.startswith("weight") else np.zeros(shape, dtype)
-        setattr(m, name + suffix, Parameter(data))
+        if name.startswith("weight"):
+            setattr(m, name + suffix, Parameter(_small_normal(g, shape, dtype)))
+        else:
+            setattr(m, name + suffix, Parameter(np.zeros(shape, dtype)) if bias else None)
 
 
-def _weights(m: Module, cell: type[_Cell], suffix: str) -> tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
-    """One layer's (weight_ih, weight_hh, bias_ih, bias_hh or None) registered on m."""
+def _weights(
+    m: Module, cell: type[_Cell], suffix: str
+) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """One layer's (weight_ih, weight_hh, bias_ih or None, bias_hh or None) registered on m."""
     ps = [getattr(m, name + suffix) for name, _ in cell.param_shapes(1, 1)]
     return ps[0], ps[1], ps[2], (ps[3] if len(ps) > 3 else None)
 
@@ -286,6 +303,7 @@ class RNN(Module):
             raise ValueError(f"RNN: fused=True is only for cell='rnn', not {cell!r}")
         g = _generator(rng)
         self.hidden_size, self.fused, self.cell, self.num_layers = hidden_size, fused, cell, num_layers
+        self.input_size = input_size
         self.dtype = np.dtype(dtype)
         for k in range(num_layers):
             _add_params(
@@ -309,6 +327,12 @@ class RNN(Module):
             x, s = self._layer(k, x, _from_parts([p[k] for p in _parts(state)]))
             last.append(_parts(s))
         return x, _from_parts([stack(list(p)) for p in zip(*last)])
+
+    def extra_repr(self) -> str:
+        options = [f"cell={self.cell!r}"] if self.cell != "rnn" else []
+        options += [f"num_layers={self.num_layers}"] if self.num_layers > 1 else []
+        options += ["fused=True"] if self.fused else []
+        return ", ".join([str(self.input_size), str(self.hidden_size), *options])
 
     def _layer(self, k: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, f"_l{k}")
