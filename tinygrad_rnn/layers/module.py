@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 import numpy as np
+from typing_extensions import Self
 
 from tinygrad_rnn.tensor import ArrayLike, Tensor
 
@@ -152,7 +153,7 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         """Set `training` on this module and every sub-module; returns self."""
         if not isinstance(mode, bool):
             raise ValueError(f"{type(self).__name__}.train: mode must be a bool, got {mode!r}")
@@ -160,7 +161,7 @@ class Module:
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         """`train(False)`: Dropout becomes the identity. Returns self."""
         return self.train(False)
 
@@ -303,11 +304,11 @@ class _IndexedModules(Module):
         for i, m in enumerate(mods):
             self.add_module(str(i), m)
 
-    def append(self, module: Module) -> _IndexedModules:
+    def append(self, module: Module) -> Self:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules: Iterable[Module]) -> _IndexedModules:
+    def extend(self, modules: Iterable[Module]) -> Self:
         for m in modules:
             self.append(m)
         return self
