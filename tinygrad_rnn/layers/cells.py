@@ -1,0 +1,339 @@
+"""Recurrent cells (`RNNCell`, `LSTMCell`, `GRUCell`), the recurrence that unrolls them, and `RNN`.
+
+Cells are one time step each, with PyTorch's equations and parameter names; `RNN(cell=...,
+num_layers=...)` (and `CharRNN`) unroll any of them through one loop, after one input
+matmul per layer for all steps. With `fused=True` the recurrence runs as one op from
+`tinygrad_rnn.fused` (the plain tanh cell only); the parameters are the same either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional, Sequence, Union
+
+import numpy as np
+
+from tinygrad_rnn.fused import RNNRecurrence
+from tinygrad_rnn.layers.basic import _linear
+from tinygrad_rnn.layers.module import (
+    RNG,
+    DType,
+    Module,
+    Parameter,
+    _as_tensor,
+    _check_sizes,
+    _generator,
+    _small_normal,
+)
+from tinygrad_rnn.ops import addmm, stack
+from tinygrad_rnn.tensor import ArrayLike, Tensor
+
+# --- recurrent cells ---------------------------------------------------------------------
+# A cell is the math of one time step. The unrolled `RNN` (and `CharRNN`) call a cell's
+# static `step` with the input's share of the pre-activations already computed for all
+# steps (one matmul per layer before the loop), so every cell runs through one loop.
+State = Union[Tensor, tuple[Tensor, Tensor]]  # h (B, H), or (h, c) for the LSTM
+StateLike = Union[ArrayLike, tuple[ArrayLike, ArrayLike]]
+
+
+class _Cell(Module):
+    """Base of the cells: parameters named by `param_shapes`, one time step in `step`.
+
+    x (B, I), state (or None: zeros) -> the next state; the state is h (B, H), or the
+    pair (h, c) when `state_parts` is 2.
+    """
+
+    gates: ClassVar[int]  # blocks of H rows in weight_ih and weight_hh
+    state_parts: ClassVar[int] = 1
+    bias_names: ClassVar[tuple[str, ...]] = ("bias_ih", "bias_hh")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: DType = np.float64,
+        rng: RNG = None,
+    ) -> None:
+        super().__init__()
+        _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        _add_params(self, type(self), input_size, hidden_size, "", _generator(rng), dtype, self.bias)
+
+    @classmethod
+    def param_shapes(
+        cls, input_size: int, hidden_size: int, bias: bool = True
+    ) -> list[tuple[str, tuple[int, ...]]]:
+        """PyTorch's names and shapes, in PyTorch's order: weight_ih, weight_hh, then the biases."""
+        rows = cls.gates * hidden_size
+        weights = [("weight_ih", (rows, input_size)), ("weight_hh", (rows, hidden_size))]
+        return weights + [(name, (rows,)) for name in cls.bias_names if bias]
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Any:
+        """The next state from xw = x @ weight_ih.T + bias_ih (B, gates*H) and the state."""
+        raise NotImplementedError
+
+    @staticmethod
+    def output(state: Any) -> Tensor:
+        """The hidden state h (B, H) that a cell's state holds (what the next layer sees)."""
+        return state
+
+    @staticmethod
+    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """(xw, bias_hh) as `step` gets them; a cell whose bias_hh only adds to xw folds it in
+        here, once for all steps, and passes None on."""
+        return xw, bias_hh
+
+    def forward(self, x: ArrayLike, h: Optional[StateLike] = None) -> Any:
+        """x (B, I), h: the state (h, or the pair (h, c)) or None for zeros -> the next state."""
+        w_ih, w_hh, b_ih, b_hh = _weights(self, type(self), "")
+        x = _as_tensor(x, w_hh.dtype)
+        shape = (x.shape[0], self.hidden_size)
+        s = _state(type(self), h, shape, w_hh.dtype, type(self).__name__)
+        xw, b_hh = self.input_share(_linear(x, w_ih, b_ih), b_hh)
+        return self.step(xw, s, w_hh.T, b_hh)
+
+
+class RNNCell(_Cell):
+    """h' = tanh(x @ weight_ih.T + h @ weight_hh.T + bias_h); x (B, I), h (B, H) -> h' (B, H).
+
+    One hidden bias where PyTorch's RNNCell has two (bias_ih + bias_hh play its role).
+    """
+
+    gates = 1
+    bias_names = ("bias_h",)
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_h: Parameter
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
+        """tanh(xw + h @ W_hh^T), xw the input's share (the seed's Wxh x + bh); bias_hh is None."""
+        return addmm(xw, state, weight_hh_t).tanh()  # addmm(c, a, b) = c + a @ b, one node
+
+
+class LSTMCell(_Cell):
+    """PyTorch's LSTMCell: (x (B, I), (h, c) (B, H) each) -> (h', c'); gates in the order i, f, g, o.
+
+    i, f, o = sigmoid(.), g = tanh(.) of x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+    (split in four blocks of H columns); c' = f * c + i * g; h' = o * tanh(c').
+    Parameters: weight_ih (4H, I), weight_hh (4H, H), bias_ih (4H,), bias_hh (4H,).
+    """
+
+    gates = 4
+    state_parts = 2
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_ih: Parameter
+    bias_hh: Parameter
+
+    @staticmethod
+    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """bias_hh adds to every step's gates: it joins xw once (one op, not one a step)."""
+        return (xw, None) if bias_hh is None else (xw + bias_hh, None)
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h, c = state
+        gates = addmm(xw, h, weight_hh_t)
+        if bias_hh is not None:  # not folded into xw by `input_share`
+            gates = gates + bias_hh
+        i, f, g, o = gates.chunk(4, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+    @staticmethod
+    def output(state: Any) -> Tensor:
+        return state[0]
+
+
+class GRUCell(_Cell):
+    """PyTorch's GRUCell: x (B, I), h (B, H) -> h' (B, H); gates in the order r, z, n.
+
+    With a = x @ weight_ih.T + bias_ih and b = h @ weight_hh.T + bias_hh, each split in
+    three blocks of H columns: r = sigmoid(a_r + b_r), z = sigmoid(a_z + b_z),
+    n = tanh(a_n + r * b_n) (r gates weight_hh's term and its bias), h' = (1 - z) * n + z * h.
+    Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,).
+    """
+
+    gates = 3
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_ih: Parameter
+    bias_hh: Parameter
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
+        h = state  # bias_hh cannot join xw: r gates it
+        hw = h @ weight_hh_t if bias_hh is None else addmm(bias_hh, h, weight_hh_t)
+        x_r, x_z, x_n = xw.chunk(3, axis=1)
+        h_r, h_z, h_n = hw.chunk(3, axis=1)
+        r = (x_r + h_r).sigmoid()
+        z = (x_z + h_z).sigmoid()
+        n = (x_n + r * h_n).tanh()
+        return n + z * (h - n)  # (1 - z) * n + z * h
+
+
+CELLS: dict[str, type[_Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def _cell_class(cell: str, who: str) -> type[_Cell]:
+    if cell not in CELLS:
+        raise ValueError(f"{who}: cell must be one of {', '.join(map(repr, CELLS))}, not {cell!r}")
+    return CELLS[cell]
+
+
+def _add_params(
+    m: Module,
+    cell: type[_Cell],
+    input_size: int,
+    hidden_size: int,
+    suffix: str,
+    g: np.random.Generator,
+    dtype: DType,
+    bias: bool = True,
+) -> None:
+    """Register one layer's parameters on m as `<name><suffix>`: weights drawn, biases zero
+    (or None with bias=False, as PyTorch's)."""
+    for name, shape in cell.param_shapes(input_size, hidden_size):
+        if name.startswith("weight"):
+            setattr(m, name + suffix, Parameter(_small_normal(g, shape, dtype)))
+        else:
+            setattr(m, name + suffix, Parameter(np.zeros(shape, dtype)) if bias else None)
+
+
+def _weights(
+    m: Module, cell: type[_Cell], suffix: str
+) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """One layer's (weight_ih, weight_hh, bias_ih or None, bias_hh or None) registered on m."""
+    ps = [getattr(m, name + suffix) for name, _ in cell.param_shapes(1, 1)]
+    return ps[0], ps[1], ps[2], (ps[3] if len(ps) > 3 else None)
+
+
+def _state_shape(num_layers: int, batch: int, hidden_size: int) -> tuple[int, ...]:
+    """Shape of h (and c): (B, H) for one layer, (num_layers, B, H) for a stack (PyTorch's h_n)."""
+    return (batch, hidden_size) if num_layers == 1 else (num_layers, batch, hidden_size)
+
+
+def _parts(state: Any) -> tuple[Tensor, ...]:
+    """A state's tensors: (h,) or (h, c)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _from_parts(parts: Sequence[Tensor]) -> Any:
+    """The inverse of `_parts`: h alone, or the pair (h, c)."""
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _state(
+    cell: type[_Cell], state: Optional[StateLike], shape: tuple[int, ...], dtype: DType, who: str
+) -> Any:
+    """The state as Tensors of `shape` (zeros for None): h, or the pair (h, c) for the LSTM."""
+    if state is None:
+        return _from_parts([Tensor(np.zeros(shape, dtype)) for _ in range(cell.state_parts)])
+    given = state if isinstance(state, (tuple, list)) else (state,)
+    if len(given) != cell.state_parts:
+        want = "a pair (h0, c0)" if cell.state_parts == 2 else "one tensor h0"
+        raise ValueError(f"{who}: the state must be {want}, got {len(given)} tensors")
+    parts = [_as_tensor(s, dtype) for s in given]
+    for part in parts:
+        if part.shape != shape:
+            raise ValueError(f"{who}: h0 must be {shape}, got {part.shape}")
+        if part.dtype != dtype:  # it would silently turn the whole recurrence into its dtype
+            raise ValueError(f"{who}: h0 must be {np.dtype(dtype).name} like the model, got {part.dtype}")
+    return _from_parts(parts)
+
+
+def _detach(state: Any) -> Any:
+    """The state cut from the tape (truncated BPTT: the next chunk starts from it)."""
+    return _from_parts([p.detach() for p in _parts(state)])
+
+
+def _recurrence(
+    cell: type[_Cell], xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor], fused: bool
+) -> tuple[Tensor, Any]:
+    """All hidden states (T, B, H) and the last state, from xw (T, B, gates*H) and the first state.
+
+    xw holds x @ weight_ih.T + bias_ih of every step; `fused` (the plain tanh cell only) runs
+    the whole loop as one op.
+    """
+    if fused:
+        out = RNNRecurrence.apply(xw, weight_hh, state)
+        return out, out[-1]
+    xw, bias_hh = cell.input_share(xw, bias_hh)
+    w_t = weight_hh.T
+    hs = []
+    for xw_t in xw.unbind(0):  # one node takes the steps apart; the plain cell adds two a step
+        state = cell.step(xw_t, state, w_t, bias_hh)
+        hs.append(cell.output(state))
+    return stack(hs), state
+
+
+class RNN(Module):
+    """A stack of cells unrolled over time: x (T, B, I), h0 or None -> out (T, B, H), h_T.
+
+    cell: "rnn" (tanh), "lstm" or "gru"; num_layers: cells stacked, each layer's outputs the
+    next one's inputs. The state h0 / h_T is (B, H) for one layer and (num_layers, B, H)
+    for a stack (PyTorch's h_n); for the LSTM it is a pair (h, c) of those. Parameters keep
+    PyTorch's names per layer k: weight_ih_lk, weight_hh_lk, bias_ih_lk, bias_hh_lk; the
+    plain cell has one hidden bias bias_h_lk instead of the two (PyTorch's sum).
+    The input projection of all steps is one matmul per layer; only the recurrence loops.
+    fused=True runs each layer's recurrence as one op (cell "rnn" only; ValueError otherwise).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        fused: bool = False,
+        *,
+        cell: str = "rnn",
+        num_layers: int = 1,
+        dtype: DType = np.float64,
+        rng: RNG = None,
+    ) -> None:
+        super().__init__()
+        self.cell_class = _cell_class(cell, "RNN")
+        _check_sizes("RNN", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        if fused and self.cell_class is not RNNCell:
+            raise ValueError(f"RNN: fused=True is only for cell='rnn', not {cell!r}")
+        g = _generator(rng)
+        self.hidden_size, self.fused, self.cell, self.num_layers = hidden_size, fused, cell, num_layers
+        self.input_size = input_size
+        self.dtype = np.dtype(dtype)
+        for k in range(num_layers):
+            _add_params(
+                self, self.cell_class, input_size if k == 0 else hidden_size, hidden_size, f"_l{k}", g, dtype
+            )
+
+    def state_shape(self, batch: int) -> tuple[int, ...]:
+        """Shape of h (and c): (B, H) for one layer, (num_layers, B, H) for a stack."""
+        return _state_shape(self.num_layers, batch, self.hidden_size)
+
+    def forward(self, x: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
+        dtype = self.dtype
+        x = _as_tensor(x, dtype)
+        if x.ndim != 3:
+            raise ValueError(f"RNN: input must be (T, B, input_size), got shape {x.shape}")
+        state = _state(self.cell_class, h0, self.state_shape(x.shape[1]), dtype, "RNN")
+        if self.num_layers == 1:
+            return self._layer(0, x, state)
+        last = []
+        for k in range(self.num_layers):  # layer k starts from h0[k] (and c0[k])
+            x, s = self._layer(k, x, _from_parts([p[k] for p in _parts(state)]))
+            last.append(_parts(s))
+        return x, _from_parts([stack(list(p)) for p in zip(*last)])
+
+    def extra_repr(self) -> str:
+        options = [f"cell={self.cell!r}"] if self.cell != "rnn" else []
+        options += [f"num_layers={self.num_layers}"] if self.num_layers > 1 else []
+        options += ["fused=True"] if self.fused else []
+        return ", ".join([str(self.input_size), str(self.hidden_size), *options])
+
+    def _layer(self, k: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, f"_l{k}")
+        return _recurrence(self.cell_class, _linear(x, w_ih, b_ih), state, w_hh, b_hh, self.fused)
