@@ -19,17 +19,18 @@ import argparse
 import contextlib
 import csv
 import hashlib
+import importlib
 import math
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any, NoReturn, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
@@ -44,6 +45,7 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 SMOOTHING = 0.999  # smoothed loss = 0.999 * smoothed + 0.001 * loss, as in min-char-rnn
 SAMPLE_CHARS = 150  # the seed's progress samples
 RECITAL_CHARS = 200  # the seed's final generation
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
 
 
 class UsageError(Exception):
@@ -171,15 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.set_defaults(run=cmd_gradcheck)
 
-    b = sub.add_parser("bench", help="time training steps: the seed's loop, autograd, fused, PyTorch")
-    bench.add_arguments(b)
-    b.set_defaults(run=bench.run)
+    # the harness lives outside the package: cmd_bench imports it and parses its options
+    b = sub.add_parser(
+        "bench", help="time training steps: the seed's loop, autograd, fused, PyTorch", add_help=False
+    )
+    b.set_defaults(run=cmd_bench)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `tinygrad-rnn` and `python -m tinygrad_rnn`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.bench_argv = rest
     try:
         code: int = args.run(args)
         return code
@@ -590,3 +598,22 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     if args.cell == "rnn" and args.layers == 1:
         return run_gradcheck(args.hidden, args.seq_len, args.batch, args.seed)
     return run_stack_gradcheck(args.cell, args.layers, args.hidden, args.seq_len, args.batch, args.seed)
+
+
+# --- bench -----------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The harness of benchmarks/ next to the package (a source checkout), imported only now."""
+    if not (BENCHMARKS / "harness.py").is_file():
+        raise UsageError(
+            "the benchmark harness is not installed with the package; "
+            "run `python benchmarks/bench_rnn.py` from a source checkout"
+        )
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    harness = importlib.import_module("harness")
+    parser = _Parser(
+        prog=f"{PROG} bench", description="Time training steps side by side (benchmarks/README.md)."
+    )
+    harness.add_arguments(parser)
+    code: int = harness.run(parser.parse_args(args.bench_argv))
+    return code
