@@ -30,6 +30,34 @@ def _loss_of(p: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, 
     return float(loss)
 
 
+def _three_paths(
+    p: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, h0: np.ndarray
+) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]]]:
+    """Loss and gradients of the seed's arrays p by the reference BPTT, autograd and the fused op.
+
+    inputs, targets int (T, B), h0 (B, H); the reference runs per batch column and averages.
+    Returns {path: loss} and {path: {name: gradient in the seed's shape}}.
+    """
+    batch = inputs.shape[1]
+    ref_grads = {k: np.zeros_like(v) for k, v in p.items()}
+    ref_loss = 0.0
+    for b in range(batch):
+        loss_b, g_b, _ = bptt(p, list(inputs[:, b]), list(targets[:, b]), h0[b][:, None])
+        ref_loss += loss_b / batch
+        for k in p:
+            ref_grads[k] += g_b[k] / batch
+
+    results: dict[str, dict[str, np.ndarray]] = {"reference": ref_grads}
+    losses = {"reference": ref_loss}
+    for name, fused in (("autograd", False), ("fused", True)):
+        model = CharRNN.from_seed_params(p, fused=fused)
+        loss, _ = model.loss(inputs, targets, Tensor(h0))
+        loss.backward()
+        results[name] = model.seed_grads()
+        losses[name] = float(loss.item())
+    return losses, results
+
+
 def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str] = sys.stdout) -> int:
     """Print a per-parameter table of the largest gradient differences; 0 if all agree, else 1.
 
@@ -54,23 +82,8 @@ def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str]
     targets = rng.integers(0, V, size=(seq_len, batch))
     h0 = np.tanh(rng.standard_normal((batch, H)))
 
-    ref_grads = {k: np.zeros_like(v) for k, v in p.items()}
-    ref_loss = 0.0
-    for b in range(batch):
-        loss_b, g_b, _ = bptt(p, list(inputs[:, b]), list(targets[:, b]), h0[b][:, None])
-        ref_loss += loss_b / batch
-        for k in p:
-            ref_grads[k] += g_b[k] / batch
-
-    results: dict[str, dict[str, np.ndarray]] = {"reference": ref_grads}
-    losses = {"reference": ref_loss}
-    for name, fused in (("autograd", False), ("fused", True)):
-        model = CharRNN.from_seed_params(p, fused=fused)
-        loss, _ = model.loss(inputs, targets, Tensor(h0))
-        loss.backward()
-        results[name] = model.seed_grads()
-        losses[name] = float(loss.item())
-
+    losses, results = _three_paths(p, inputs, targets, h0)
+    ref_loss, ref_grads = losses["reference"], results["reference"]
     fd = {k: numerical_gradient(lambda: _loss_of(p, inputs, targets, h0), arr) for k, arr in p.items()}
 
     print(
