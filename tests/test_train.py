@@ -129,3 +129,15 @@ def test_a_nan_loss_stops_before_the_update() -> None:
     with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 0.*where.npz"):
         trainer.step()
     assert trainer.steps_done == 0
+
+
+def test_the_cli_resumes_an_unfused_run_unfused(tmp_path, monkeypatch, capsys) -> None:
+    from tinygrad_rnn import cli
+
+    monkeypatch.chdir(tmp_path)
+    small = ["--hidden", "4", "--seq-len", "4", "--sample-every", "0"]
+    assert cli.main(["train", "--steps", "2", *small, "--no-fused", "--out", "a.npz"]) == 0
+    assert cli.main(["train", "--resume", "a.npz", "--steps", "1", "--sample-every", "0"]) == 0
+    header = capsys.readouterr().out.split("\n")
+    resumed = next(line for line in header if line.startswith("resuming at step 2"))
+    assert resumed.endswith("float64, autograd")
