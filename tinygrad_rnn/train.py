@@ -167,8 +167,6 @@ class TrainConfig:
         cell = values.get("cell", base.cell)
         if values.get("fused") and cell != "rnn":
             raise ConfigError(f"--fused is only for --cell rnn; a {cell} runs unfused")
-        if resumed is not None and "fused" not in values:
-            values["fused"] = resumed.fused
         return replace(base, **values)
 
     @classmethod
@@ -249,8 +247,9 @@ class Trainer:
         self, config: TrainConfig, text: str, out: str = DEFAULT_OUT, vocab: Optional[CharVocab] = None
     ) -> None:
         self.config, self.out = config, out
-        if vocab is not None and vocab.unknown(text):
-            shown = ", ".join(repr(c) for c in vocab.unknown(text))
+        unknown = [] if vocab is None else vocab.unknown(text)
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown)
             raise DataError(f"the text has characters that are not in the checkpoint's vocabulary: {shown}")
         self.vocab = CharVocab.from_text(text) if vocab is None else vocab
         self.text_sha256, self.text_length, self.prime = text_digest(text), len(text), text[0]
