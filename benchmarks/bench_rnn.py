@@ -4,19 +4,22 @@
     python benchmarks/bench_rnn.py --quick    # tiny settings, seconds
     python benchmarks/bench_rnn.py --help
 
-The logic lives in `tinygrad_rnn.bench` (also `tinygrad-rnn bench`); this is its runner.
+The harness is `harness.py` (timing and tables) and `contenders.py` (the training steps)
+next to this file; `tinygrad-rnn bench` runs the same from a source checkout.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
 try:
-    from tinygrad_rnn.bench import main
+    import tinygrad_rnn  # noqa: F401
 except ImportError:  # a checkout that is not installed: import the package next to this folder
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from tinygrad_rnn.bench import main
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, contenders
+
+from harness import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,20 +12,22 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from tinygrad_rnn import bench
 from tinygrad_rnn.reference import bptt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # the harness lives outside the package
+import contenders  # noqa: E402
+import harness  # noqa: E402
 
 
 def _has_torch() -> bool:
-    return bench._torch() is not None
+    return contenders.import_torch() is not None
 
 
 @pytest.fixture
 def torch_threads() -> Iterator[None]:
     """The benchmark sets torch's thread count; give the other tests theirs back."""
-    torch = bench._torch()
+    torch = contenders.import_torch()
     before = torch.get_num_threads() if torch is not None else None
     yield
     if torch is not None:
@@ -34,7 +36,7 @@ def torch_threads() -> Iterator[None]:
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    harness.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -50,7 +52,7 @@ def _sections(text: str) -> dict[str, list[str]]:
 
 def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None:
     buf = io.StringIO()
-    assert bench.run(_args("--quick", "--threads", "1"), out=buf) == 0
+    assert harness.run(_args("--quick", "--threads", "1"), out=buf) == 0
     sections = _sections(buf.getvalue())
     names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
     for cell in ("lstm", "gru"):  # each cell's row next to PyTorch's
@@ -66,33 +68,35 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
 
 
 def test_contenders_compute_the_same_first_loss() -> None:
-    cfg = bench.CONFIGS["seed"]
-    losses = bench.first_losses(bench.make_contenders(cfg, use_torch=_has_torch()))
+    cfg = contenders.CONFIGS["seed"]
+    losses = contenders.first_losses(contenders.make_contenders(cfg, use_torch=_has_torch()))
     assert set(losses) == {"seed loop", "autograd", "fused"} | ({"torch"} if _has_torch() else set())
     np.testing.assert_allclose(list(losses.values()), losses["seed loop"], rtol=1e-9)
 
 
 def test_lstm_and_gru_rows_compute_pytorchs_first_loss() -> None:
-    cfg = bench.CONFIGS["seed"]
-    losses = bench.first_losses(bench.make_cell_contenders(cfg, use_torch=_has_torch()))
+    cfg = contenders.CONFIGS["seed"]
+    losses = contenders.first_losses(contenders.make_cell_contenders(cfg, use_torch=_has_torch()))
     torch_rows = {"torch lstm", "torch gru"} if _has_torch() else set()
     assert set(losses) == {"lstm autograd", "gru autograd"} | torch_rows
     for name in torch_rows:
         np.testing.assert_allclose(losses[name], losses[name.split()[1] + " autograd"], rtol=1e-10)
-    assert bench.torch_twin("lstm autograd") == "torch lstm" and bench.torch_twin("fused") == "torch"
+    assert (
+        contenders.torch_twin("lstm autograd") == "torch lstm" and contenders.torch_twin("fused") == "torch"
+    )
 
 
 def test_seed_loop_is_the_seeds_step() -> None:
     """One step of the benchmark's seed loop = reference BPTT, clip at 5, the seed's Adagrad."""
-    cfg = bench.CONFIGS["seed"]
-    seed_loop = bench.make_contenders(cfg, use_torch=False)[0]
-    p = {k: getattr(seed_loop, k).copy() for k in ("Wxh", "Whh", "Why", "bh", "by")}
+    cfg = contenders.CONFIGS["seed"]
+    seed_loop = contenders.make_contenders(cfg, use_torch=False)[0]
+    p = {k: seed_loop.p[k].copy() for k in ("Wxh", "Whh", "Why", "bh", "by")}
     inputs, targets = seed_loop.data[0]
     loss, grads, h = bptt(p, inputs, targets, np.zeros((cfg.hidden, 1)))
     assert seed_loop.step() == pytest.approx(loss, rel=1e-12)
     for k, g in grads.items():
         g = np.clip(g, -5, 5)
-        np.testing.assert_allclose(getattr(seed_loop, k), p[k] - 0.1 * g / np.sqrt(g * g + 1e-8), atol=1e-14)
+        np.testing.assert_allclose(seed_loop.p[k], p[k] - 0.1 * g / np.sqrt(g * g + 1e-8), atol=1e-14)
     np.testing.assert_allclose(seed_loop.h_prev, h, atol=1e-14)
 
 
@@ -112,7 +116,7 @@ def test_runner_script_runs() -> None:
 
 def test_bad_option_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as e:
-        bench.main(["--configs", "nope"])
+        harness.main(["--configs", "nope"])
     assert e.value.code == 2
 
 
@@ -124,10 +128,40 @@ def test_cli_bench_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert "| fused" in capsys.readouterr().out
 
 
+def test_cli_bench_bad_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from tinygrad_rnn import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", "--configs", "nope"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().split("\n")
+    assert len(err) == 1 and err[0].startswith("tinygrad-rnn bench: error: argument --configs")
+
+
+def test_cli_bench_without_the_checkout_says_where_to_run_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tinygrad_rnn import cli
+
+    monkeypatch.setattr(cli, "BENCHMARKS", tmp_path / "benchmarks")  # an installed package: none
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().split("\n")
+    assert len(err) == 1 and "run `python benchmarks/bench_rnn.py` from a source checkout" in err[0]
+
+
+def test_importing_the_cli_leaves_the_harness_profilers_and_torch_alone() -> None:
+    code = "import sys, tinygrad_rnn.cli; print(' '.join(sorted(set(sys.argv[1:]) & set(sys.modules))))"
+    heavy = ["harness", "contenders", "cProfile", "pstats", "tracemalloc", "torch"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code, *heavy], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
 def test_ratios_pair_the_rounds_so_a_slow_round_cancels_out() -> None:
     times = {"a": [2.0, 4.0, 100.0], "b": [1.0, 2.0, 40.0], "c": [1.0]}
     chars = {"a": 10, "b": 10, "c": 5}
-    assert bench.paired_ratio(times, chars, "a", "b") == 2.0  # per-round ratios 2, 2, 2.5
-    assert bench.paired_ratio(times, chars, "b", "a") == 0.5
-    assert bench.paired_ratio(times, chars, "c", "a") == pytest.approx(1.0)  # per character: 0.2 / 0.2
-    assert bench.paired_ratio(times, chars, "a", "torch") is None
+    assert harness.paired_ratio(times, chars, "a", "b") == 2.0  # per-round ratios 2, 2, 2.5
+    assert harness.paired_ratio(times, chars, "b", "a") == 0.5
+    assert harness.paired_ratio(times, chars, "c", "a") == pytest.approx(1.0)  # per character: 0.2 / 0.2
+    assert harness.paired_ratio(times, chars, "a", "torch") is None

@@ -284,15 +284,7 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint
         )
     hidden = arrays.get("hidden")
     if hidden is not None:
-        want = (config.get("batch_size"), config.get("hidden_size"))
-        if (
-            hidden.dtype.kind != "f"
-            or not 2 <= hidden.ndim <= 4
-            or any(w is not None and w != s for w, s in zip(want, hidden.shape[-2:]))
-        ):
-            raise CheckpointError(
-                f"hidden state of shape {hidden.shape} and dtype {hidden.dtype} does not fit the config"
-            )
+        _check_hidden(hidden, config)
     used: set[str] = set()
     optimizer = _unpack(meta.get("optimizer", {"none": None}), arrays, used)
     rng = _unpack(meta.get("rng", {"none": None}), arrays, used)
@@ -315,6 +307,19 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint
         rng=rng,
         extra=meta["extra"],
     )
+
+
+def _check_hidden(hidden: np.ndarray, config: dict[str, Any]) -> None:
+    """CheckpointError unless the hidden state is float (..., B, H) with the config's B and H."""
+    want = (config.get("batch_size"), config.get("hidden_size"))
+    if (
+        hidden.dtype.kind != "f"
+        or not 2 <= hidden.ndim <= 4
+        or any(w is not None and w != s for w, s in zip(want, hidden.shape[-2:]))
+    ):
+        raise CheckpointError(
+            f"hidden state of shape {hidden.shape} and dtype {hidden.dtype} does not fit the config"
+        )
 
 
 def check_params(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> None:

@@ -8,6 +8,9 @@
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
+This file parses options, prints and runs the loop; the training program is `train.py`
+(TrainConfig, Trainer), the gradient reports `reports.py`, the benchmarks `benchmarks/`.
+
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
 and leaves the last good checkpoint in place.
@@ -18,43 +21,43 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import hashlib
+import importlib
 import math
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any, NoReturn, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from tinygrad_rnn import bench
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
-from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
-from tinygrad_rnn.gradcheck import agrees, numerical_gradient
-from tinygrad_rnn.layers import CELLS, CharRNN
-from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_
-from tinygrad_rnn.reference import bptt, charrnn_forward
-from tinygrad_rnn.tape import no_grad
-from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.checkpoint import CheckpointError
+from tinygrad_rnn.data import DataError
+from tinygrad_rnn.layers import CELLS
+from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
+from tinygrad_rnn.train import (
+    DEFAULT_OUT,
+    DTYPES,
+    OPTIMIZERS,
+    ConfigError,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    load_params,
+    training_text,
+)
 
 PROG = "tinygrad-rnn"
-DEFAULT_OUT = "tinygrad_rnn.npz"
-OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")
-DTYPES = {"float64": np.float64, "float32": np.float32}
-SMOOTHING = 0.999  # smoothed loss = 0.999 * smoothed + 0.001 * loss, as in min-char-rnn
 SAMPLE_CHARS = 150  # the seed's progress samples
 RECITAL_CHARS = 200  # the seed's final generation
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
 
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
-
-
-class TrainingDiverged(Exception):
-    """The loss became NaN or infinite: reported as one line, exit code 1."""
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -63,24 +66,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
+def _int(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+        value = least - 1
+    if value < least:
+        want = "a positive integer" if least == 1 else "an integer >= 0"
+        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int(text, least=1)
 
 
 def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+    return _int(text, least=0)
 
 
 def _float(text: str, positive: bool) -> float:
@@ -108,7 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="{train,sample,gradcheck,bench}", parser_class=_Parser
     )
     sub.required = True
+    _add_train(sub)
+    _add_sample(sub)
+    _add_gradcheck(sub)
+    # the harness lives outside the package: cmd_bench imports it and parses its options
+    b = sub.add_parser(
+        "bench", help="time training steps: the seed's loop, autograd, fused, PyTorch", add_help=False
+    )
+    b.set_defaults(run=cmd_bench)
+    return parser
 
+
+def _add_train(sub: Any) -> None:
     t = sub.add_parser(
         "train",
         help="train a char-RNN (no options: the seed notebook's run)",
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=_positive_int, help="recurrent layers stacked (default 1)")
     t.add_argument("--seq-len", type=_positive_int, help="characters per chunk, T (default 25)")
     t.add_argument("--batch", type=_positive_int, help="parallel streams through the text, B (default 1)")
-    t.add_argument("--optim", choices=OPTIMIZERS, help="optimizer (default adagrad)")
+    t.add_argument("--optim", choices=tuple(OPTIMIZERS), help="optimizer (default adagrad)")
     t.add_argument(
         "--lr",
         type=_positive_float,
@@ -151,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", metavar="PATH", help="PNG of the loss curve (needs matplotlib)")
     t.set_defaults(run=cmd_train)
 
+
+def _add_sample(sub: Any) -> None:
     s = sub.add_parser("sample", help="generate text from a checkpoint")
     s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
@@ -161,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(run=cmd_sample)
 
+
+def _add_gradcheck(sub: Any) -> None:
     g = sub.add_parser("gradcheck", help="compare autograd, reference BPTT, fused op and finite differences")
     g.add_argument("--hidden", type=_positive_int, default=16, help="hidden size (default 16)")
     g.add_argument(
@@ -174,19 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.set_defaults(run=cmd_gradcheck)
 
-    b = sub.add_parser("bench", help="time training steps: the seed's loop, autograd, fused, PyTorch")
-    bench.add_arguments(b)
-    b.set_defaults(run=bench.run)
-    return parser
-
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `tinygrad-rnn` and `python -m tinygrad_rnn`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.bench_argv = rest
     try:
         code: int = args.run(args)
         return code
-    except (UsageError, DataError, CheckpointError) as e:
+    except (UsageError, ConfigError, DataError, CheckpointError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
@@ -218,272 +234,6 @@ def _check_writable(path: str, what: str) -> None:
         raise UsageError(f"cannot write {what} {path}: permission denied")
 
 
-def _load_checkpoint(path: str) -> Checkpoint:
-    ck = ckpt_io.load(path)
-    for key in ("hidden_size", "vocab_size", "dtype"):
-        if key not in ck.config:
-            raise CheckpointError(f"invalid checkpoint {path}: the config has no {key!r}")
-    if ck.config["dtype"] not in DTYPES:
-        raise CheckpointError(f"invalid checkpoint {path}: unknown dtype {ck.config['dtype']!r}")
-    for key, default in ARCH_DEFAULTS.items():
-        ck.config.setdefault(key, default)  # written before LSTM/GRU and stacks: the seed's rnn
-    if ck.config["cell"] not in CELLS:
-        raise CheckpointError(f"invalid checkpoint {path}: unknown cell {ck.config['cell']!r}")
-    layers = ck.config["num_layers"]
-    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
-        raise CheckpointError(
-            f"invalid checkpoint {path}: num_layers must be an integer >= 1, got {layers!r}"
-        )
-    return ck
-
-
-def _build_model(config: dict[str, Any], fused: bool, rng: Any) -> CharRNN:
-    """The model the config describes (its architecture: vocabulary, hidden, cell, layers)."""
-    return CharRNN(
-        int(config["vocab_size"]),
-        int(config["hidden_size"]),
-        fused=fused,
-        cell=str(config.get("cell", ARCH_DEFAULTS["cell"])),
-        num_layers=int(config.get("num_layers", ARCH_DEFAULTS["num_layers"])),
-        dtype=DTYPES[config["dtype"]],
-        rng=rng,
-    )
-
-
-def _restore_params(model: CharRNN, ck: Checkpoint, path: str) -> None:
-    try:
-        ckpt_io.check_params(model.state_dict(), ck.params)
-    except CheckpointError as e:
-        raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
-    model.load_state_dict(ck.params)
-
-
-def _make_optimizer(name: str, params: list[Any], lr: float) -> Optimizer:
-    classes: dict[str, Any] = {"adagrad": Adagrad, "sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
-    optimizer: Optimizer = classes[name](params, lr=lr)
-    return optimizer
-
-
-# --- train -----------------------------------------------------------------------------------
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "hidden": 64,
-    "cell": "rnn",
-    "layers": 1,
-    "seq_len": 25,
-    "batch": 1,
-    "optim": "adagrad",
-    "lr": None,  # then LR_DEFAULTS[optim]
-    "clip": 5.0,
-    "seed": 0,
-    "dtype": "float64",
-}
-# learning rates that train the verse well (see examples/swap_optimizers.py); adagrad's is the seed's
-LR_DEFAULTS = {"adagrad": 0.1, "sgd": 0.01, "adam": 0.003, "rmsprop": 0.002}
-# option name -> key in the checkpoint's config
-CONFIG_KEYS = {
-    "hidden": "hidden_size",
-    "cell": "cell",
-    "layers": "num_layers",
-    "seq_len": "seq_len",
-    "batch": "batch_size",
-    "optim": "optim",
-    "lr": "lr",
-    "clip": "clip",
-    "seed": "seed",
-    "dtype": "dtype",
-}
-# config keys that checkpoints written before LSTM/GRU and stacks lack: they are the seed's rnn
-ARCH_DEFAULTS: dict[str, Any] = {"cell": "rnn", "num_layers": 1}
-
-
-def _text_of(path: Optional[str]) -> str:
-    text = default_text() if path is None else read_text(path)
-    if not text:
-        raise DataError(f"the text file is empty: {path}")
-    return text
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class _Run:
-    """The state of one training invocation (model, optimizer, data, generator, counters)."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.out = args.out or args.resume or DEFAULT_OUT
-        _check_writable(self.out, "checkpoint")
-        if args.log:
-            _check_writable(args.log, "log")
-        if args.plot:
-            _check_writable(args.plot, "plot")
-            _require_matplotlib()
-        resumed = _load_checkpoint(args.resume) if args.resume else None
-        self.resumed = resumed
-
-        if resumed is None:
-            opts = {
-                k: (TRAIN_DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)) for k in CONFIG_KEYS
-            }
-            if opts["lr"] is None:
-                opts["lr"] = LR_DEFAULTS[opts["optim"]]
-            text_path = args.text
-        else:
-            saved = resumed.config
-            opts = {}
-            for opt, key in CONFIG_KEYS.items():
-                if key not in saved:
-                    raise CheckpointError(f"invalid checkpoint {args.resume}: the config has no {key!r}")
-                given = getattr(args, opt)
-                if given is not None and given != saved[key]:
-                    flag = "--" + opt.replace("_", "-")
-                    raise UsageError(
-                        f"{flag} {given} differs from the checkpoint's {saved[key]}; "
-                        "with --resume it comes from the checkpoint (leave it out)"
-                    )
-                opts[opt] = saved[key]
-            text_path = args.text if args.text is not None else saved.get("text")
-
-        try:
-            text = _text_of(text_path)
-        except DataError as e:
-            if args.text is None and text_path is not None:  # the path came from the checkpoint
-                raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
-            raise
-        if resumed is None:
-            self.vocab = CharVocab.from_text(text)
-        else:
-            self.vocab = resumed.vocab
-            unknown = self.vocab.unknown(text)
-            if unknown:
-                shown = ", ".join(repr(c) for c in unknown)
-                raise DataError(
-                    f"the text has characters that are not in the checkpoint's vocabulary: {shown}"
-                )
-        ids = self.vocab.encode(text)
-        self.config: dict[str, Any] = {
-            "text": None if text_path is None else os.path.abspath(text_path),
-            "text_sha256": _digest(text),
-            "text_length": len(text),
-            "prime": text[0],
-            "vocab_size": len(self.vocab),
-            "hidden_size": int(opts["hidden"]),
-            "cell": str(opts["cell"]),
-            "num_layers": int(opts["layers"]),
-            "seq_len": int(opts["seq_len"]),
-            "batch_size": int(opts["batch"]),
-            "optim": str(opts["optim"]),
-            "lr": float(opts["lr"]),
-            "clip": float(opts["clip"]),
-            "seed": int(opts["seed"]),
-            "dtype": str(opts["dtype"]),
-        }
-        self.batches = CharBatches(ids, self.config["seq_len"], self.config["batch_size"])
-
-        self.rng = np.random.default_rng(self.config["seed"])
-        if args.fused and self.config["cell"] != "rnn":
-            raise UsageError(f"--fused is only for --cell rnn; a {self.config['cell']} runs unfused")
-        self.fused = self.config["cell"] == "rnn" if args.fused is None else bool(args.fused)
-        self.model = _build_model(self.config, self.fused, self.rng)
-        self.params = self.model.parameters()
-        self.opt = _make_optimizer(self.config["optim"], self.params, self.config["lr"])
-        self.step = 0
-        self.hidden: Any = None  # the state carried between chunks (see CharRNN); None: zeros
-        self.smooth = -math.log(1.0 / len(self.vocab)) * self.config["seq_len"]
-        self.seconds = 0.0
-        self.first_input = 0  # id of the last chunk's first input (primes the progress samples)
-        if resumed is not None:
-            self._restore(resumed, args.resume, same_text=resumed.config.get("text_sha256") == _digest(text))
-
-    def _restore(self, ck: Checkpoint, path: str, same_text: bool) -> None:
-        _restore_params(self.model, ck, path)
-        if ck.optimizer is None or ck.rng is None:
-            raise CheckpointError(
-                f"invalid checkpoint {path}: no optimizer or generator state to resume from"
-            )
-        try:
-            self.opt.load_state_dict(ck.optimizer)
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"invalid checkpoint {path}: optimizer state: {e}") from None
-        try:
-            self.rng.bit_generator.state = ck.rng
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"invalid checkpoint {path}: generator state: {e}") from None
-        self.step = ck.step
-        self.smooth = float(ck.extra.get("smooth_loss", self.smooth))
-        self.seconds = float(ck.extra.get("seconds", 0.0))
-        if same_text:
-            try:
-                self.batches.position = ck.position
-            except DataError as e:
-                raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
-            if ck.hidden is not None:
-                try:
-                    self.hidden = self.model.state_from_array(ck.hidden, self.config["batch_size"])
-                except ValueError as e:
-                    raise CheckpointError(f"invalid checkpoint {path}: hidden state: {e}") from None
-        else:
-            print(
-                f"{PROG}: note: the text differs from the checkpoint's; reading it from its start",
-                file=sys.stderr,
-            )
-
-    def checkpoint(self) -> Checkpoint:
-        return Checkpoint(
-            params=self.model.state_dict(),
-            vocab=self.vocab,
-            config=self.config,
-            step=self.step,
-            position=self.batches.position,
-            hidden=None if self.hidden is None else self.model.state_array(self.hidden),
-            optimizer=self.opt.state_dict(),
-            rng=dict(self.rng.bit_generator.state),
-            extra={"smooth_loss": self.smooth, "seconds": self.seconds},
-        )
-
-    def check_finite(self) -> None:
-        """TrainingDiverged if an update left a parameter NaN or infinite (before sampling/saving)."""
-        for name, p in self.model.named_parameters():
-            if not np.isfinite(p.data).all():
-                raise TrainingDiverged(
-                    f"parameter {name} became NaN or infinite at step {self.step - 1}; training "
-                    f"stopped (the last good checkpoint is {self.out}; try a smaller --lr)"
-                )
-
-    def save(self) -> None:
-        self.check_finite()
-        ckpt_io.save(self.out, self.checkpoint())
-
-    def train_step(self) -> float:
-        """One step: next chunk, forward, backward, clip, update; returns the chunk's loss.
-
-        A NaN or infinite loss raises TrainingDiverged before anything is updated.
-        """
-        chunk = self.batches.next()
-        self.first_input = int(chunk.inputs[0, 0])
-        if chunk.reset:
-            self.hidden = None
-        loss, h = self.model.loss(chunk.inputs, chunk.targets, self.hidden)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"the loss became {value} at step {self.step}; training stopped "
-                f"(the last good checkpoint is {self.out}; try a smaller --lr)"
-            )
-        self.opt.zero_grad()
-        loss.backward()
-        if self.config["clip"] > 0:
-            clip_grad_value_(self.params, self.config["clip"])
-        self.opt.step()
-        self.hidden = h
-        self.smooth = SMOOTHING * self.smooth + (1 - SMOOTHING) * value
-        return value
-
-    def sample(self, prime: str, n: int) -> str:
-        ids = self.model.sample(self.vocab.encode(prime), n, rng=self.rng)
-        return prime + self.vocab.decode(ids)
-
-
 def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
@@ -512,29 +262,61 @@ def _plot(path: str, rows: list[tuple[int, float, float, float]]) -> None:
     plt.close(fig)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    run = _Run(args)
-    cfg = run.config
-    source = cfg["text"] or "the built-in verse x100"
-    first, last = run.step, run.step + args.steps
-    print(
-        f"{'resuming at step ' + str(first) if run.resumed else 'training'}: {source}, "
-        f"{cfg['text_length']} characters, vocabulary {cfg['vocab_size']}, "
-        f"{cfg['cell']} x{cfg['num_layers']}, hidden {cfg['hidden_size']}, seq-len {cfg['seq_len']}, "
-        f"batch {cfg['batch_size']}, {cfg['optim']} lr {cfg['lr']}, "
-        f"clip {cfg['clip']}, seed {cfg['seed']}, {cfg['dtype']}, {'fused' if run.fused else 'autograd'}"
-    )
-    run.save()  # a good checkpoint exists from the start (and the output path works)
-    log: Optional[IO[str]] = None
-    writer: Any = None
+# --- train -----------------------------------------------------------------------------------
+def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
+    """(the Trainer `train`'s options describe, resumed?); every path is checked first."""
+    out = args.out or args.resume or DEFAULT_OUT
+    _check_writable(out, "checkpoint")
     if args.log:
-        append = bool(run.resumed) and os.path.exists(args.log) and os.path.getsize(args.log) > 0
-        log = open(args.log, "a" if append else "w", newline="", encoding="utf-8")
-        writer = csv.writer(log)
-        if not append:
-            writer.writerow(["step", "loss", "smooth_loss", "seconds"])
+        _check_writable(args.log, "log")
+    if args.plot:
+        _check_writable(args.plot, "plot")
+        _require_matplotlib()
+    ck = ckpt_io.load(args.resume) if args.resume else None
+    saved = None if ck is None else TrainConfig.from_checkpoint(ck, args.resume)
+    config = TrainConfig.from_args(args, resumed=saved)
+    try:
+        text = training_text(config.text)
+    except DataError as e:
+        if args.text is None and config.text is not None:  # the path came from the checkpoint
+            raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
+        raise
+    trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
+    if ck is not None and not trainer.restore(ck, args.resume):
+        note = "the text differs from the checkpoint's; reading it from its start"
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    return trainer, ck is not None
+
+
+def _header(trainer: Trainer, resumed: bool) -> str:
+    """The first line of a run: what is trained on what, with which settings."""
+    c = trainer.config
+    source = "the built-in verse x100" if c.text is None else os.path.abspath(c.text)
+    start = f"resuming at step {trainer.steps_done}" if resumed else "training"
+    return (
+        f"{start}: {source}, {trainer.text_length} characters, vocabulary {len(trainer.vocab)}, "
+        f"{c.cell} x{c.layers}, hidden {c.hidden}, seq-len {c.seq_len}, batch {c.batch}, "
+        f"{c.optim} lr {c.lr}, clip {c.clip}, seed {c.seed}, {c.dtype}, {'fused' if c.fused else 'autograd'}"
+    )
+
+
+def _open_log(path: str, resumed: bool) -> tuple[IO[str], Any]:
+    """The CSV log and its writer; a resumed run appends to a log that has rows."""
+    append = resumed and os.path.exists(path) and os.path.getsize(path) > 0
+    log = open(path, "a" if append else "w", newline="", encoding="utf-8")
+    writer = csv.writer(log)
+    if not append:
+        writer.writerow(["step", "loss", "smooth_loss", "seconds"])
+    return log, writer
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    trainer, resumed = _start(args)
+    print(_header(trainer, resumed))
+    trainer.save()  # a good checkpoint exists from the start (and the output path works)
+    log, writer = _open_log(args.log, resumed) if args.log else (None, None)
     rows: list[tuple[int, float, float, float]] = []
-    start = time.perf_counter() - run.seconds
+    start = time.perf_counter() - trainer.seconds
     bar = tqdm(total=args.steps, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
     try:
         with contextlib.ExitStack() as stack:
@@ -543,39 +325,39 @@ def cmd_train(args: argparse.Namespace) -> int:
             if log is not None:
                 stack.enter_context(log)
             stack.enter_context(bar)
-            for step in range(first, last):
-                loss = run.train_step()
-                run.step = step + 1
-                run.seconds = time.perf_counter() - start
-                rows.append((step, loss, run.smooth, run.seconds))
+            for i in range(args.steps):
+                loss = trainer.step()
+                step, smooth = trainer.steps_done - 1, trainer.smooth
+                trainer.seconds = time.perf_counter() - start
+                rows.append((step, loss, smooth, trainer.seconds))
                 if writer is not None:
-                    writer.writerow([step, repr(loss), repr(run.smooth), f"{run.seconds:.3f}"])
+                    writer.writerow([step, repr(loss), repr(smooth), f"{trainer.seconds:.3f}"])
                 if args.sample_every and step % args.sample_every == 0:
-                    run.check_finite()
+                    trainer.check_finite()
                     # like the seed: primed with the chunk's first input, from a zero state
-                    text = run.sample(run.vocab.chars[run.first_input], SAMPLE_CHARS)
-                    bar.write(f"--- step {step}, loss {loss:.4f}, smoothed {run.smooth:.4f}\n{text}")
-                    run.save()
+                    text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
+                    bar.write(f"--- step {step}, loss {loss:.4f}, smoothed {smooth:.4f}\n{text}")
+                    trainer.save()
                     if log is not None:
                         log.flush()
                 bar.update(1)
-                if step % 10 == 0 or step == last - 1:
-                    bar.set_postfix_str(f"loss {run.smooth:.4f}", refresh=False)
-            run.save()
+                if step % 10 == 0 or i == args.steps - 1:
+                    bar.set_postfix_str(f"loss {smooth:.4f}", refresh=False)
+            trainer.save()
     finally:
         if args.plot and rows:
             _plot(args.plot, rows)
-    print(f"done: step {run.step}, smoothed loss {run.smooth:.4f}, checkpoint {run.out}")
-    print(f"--- {RECITAL_CHARS} characters from {cfg['prime']!r}:")
-    print(run.sample(cfg["prime"], RECITAL_CHARS))
+    print(f"done: step {trainer.steps_done}, smoothed loss {trainer.smooth:.4f}, checkpoint {trainer.out}")
+    print(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
+    print(trainer.sample(trainer.prime, RECITAL_CHARS))
     return 0
 
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
-    ck = _load_checkpoint(args.model)
-    model = _build_model(ck.config, fused=False, rng=0)
-    _restore_params(model, ck, args.model)
+    ck = ckpt_io.load(args.model)
+    model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
+    load_params(model, ck, args.model)
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
     if not prime:
         raise UsageError("--prime must not be empty")
@@ -595,153 +377,20 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return run_stack_gradcheck(args.cell, args.layers, args.hidden, args.seq_len, args.batch, args.seed)
 
 
-def _loss_of(p: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, h0: np.ndarray) -> float:
-    """The loss for the seed's arrays p, through the reference's batched numpy forward."""
-    loss, _, _ = charrnn_forward(
-        p["Wxh"].T, p["Whh"], p["bh"][:, 0], p["Why"], p["by"][:, 0], h0, inputs, targets
-    )
-    return float(loss)
-
-
-def run_gradcheck(hidden: int, seq_len: int, batch: int, seed: int, out: IO[str] = sys.stdout) -> int:
-    """Print a per-parameter table of the largest gradient differences; 0 if all agree, else 1.
-
-    Four gradients of one loss: autograd (composed ops), the fused op, the seed's hand-written
-    BPTT (`reference.bptt`, per batch column, averaged) and central finite differences of the
-    loss (eps 1e-6, float64, through the reference's batched forward). Autograd and fused must
-    match the reference to 1e-9 relative; finite differences to atol 1e-5 + rtol 1e-3
-    elementwise (as `tg.gradcheck`). The losses of all paths must agree too.
-    """
-    vocab = CharVocab.from_text(default_text())
-    V, H = len(vocab), hidden
-    rng = np.random.default_rng(seed)
-    # weights larger than the seed's 0.01 init so that every path carries real signal
-    p = {
-        "Wxh": rng.standard_normal((H, V)) * 0.3,
-        "Whh": rng.standard_normal((H, H)) * 0.3 / math.sqrt(H),
-        "Why": rng.standard_normal((V, H)) * 0.3,
-        "bh": rng.standard_normal((H, 1)) * 0.1,
-        "by": rng.standard_normal((V, 1)) * 0.1,
-    }
-    inputs = rng.integers(0, V, size=(seq_len, batch))
-    targets = rng.integers(0, V, size=(seq_len, batch))
-    h0 = np.tanh(rng.standard_normal((batch, H)))
-
-    ref_grads = {k: np.zeros_like(v) for k, v in p.items()}
-    ref_loss = 0.0
-    for b in range(batch):
-        loss_b, g_b, _ = bptt(p, list(inputs[:, b]), list(targets[:, b]), h0[b][:, None])
-        ref_loss += loss_b / batch
-        for k in p:
-            ref_grads[k] += g_b[k] / batch
-
-    results: dict[str, dict[str, np.ndarray]] = {"reference": ref_grads}
-    losses = {"reference": ref_loss}
-    for name, fused in (("autograd", False), ("fused", True)):
-        model = CharRNN.from_seed_params(p, fused=fused)
-        loss, _ = model.loss(inputs, targets, Tensor(h0))
-        loss.backward()
-        results[name] = model.seed_grads()
-        losses[name] = float(loss.item())
-
-    fd = {k: numerical_gradient(lambda: _loss_of(p, inputs, targets, h0), arr) for k, arr in p.items()}
-
-    print(
-        f"gradcheck: vocabulary {V}, hidden {H}, seq-len {seq_len}, batch {batch}, seed {seed}, float64",
-        file=out,
-    )
-    print(
-        "loss: " + ", ".join(f"{k} {v:.12f}" for k, v in losses.items()),
-        file=out,
-    )
-    columns = ("|autograd-ref|", 16), ("|fused-ref|", 14), ("|fd-ref|", 12), ("|fd-autograd|", 15)
-    header = f"{'parameter':<10}{'shape':<12}" + "".join(f"{c:>{w}}" for c, w in columns) + "  ok"
-    print(header, file=out)
-    all_ok = all(_exact_enough(abs(v - ref_loss), ref_loss) for v in losses.values())
-    for k in p:
-        ref = ref_grads[k]
-        d_auto = float(np.abs(results["autograd"][k] - ref).max())
-        d_fused = float(np.abs(results["fused"][k] - ref).max())
-        d_fd = float(np.abs(fd[k] - ref).max())
-        d_fd_auto = float(np.abs(fd[k] - results["autograd"][k]).max())
-        fd_ok = bool(np.all(agrees(ref, fd[k])))
-        ok = _exact_enough(d_auto, ref) and _exact_enough(d_fused, ref) and fd_ok
-        all_ok &= ok
-        print(
-            f"{k:<10}{str(ref.shape):<12}{d_auto:>16.2e}{d_fused:>14.2e}{d_fd:>12.2e}{d_fd_auto:>15.2e}  "
-            f"{'yes' if ok else 'NO'}",
-            file=out,
+# --- bench -----------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The harness of benchmarks/ next to the package (a source checkout), imported only now."""
+    if not (BENCHMARKS / "harness.py").is_file():
+        raise UsageError(
+            "the benchmark harness is not installed with the package; "
+            "run `python benchmarks/bench_rnn.py` from a source checkout"
         )
-    return _verdict(all_ok, out)
-
-
-def _exact_enough(diff: float, ref: Any) -> bool:
-    """Two exact gradients (autograd, fused, reference) agree to 1e-9 relative to ref's size."""
-    return diff <= 1e-9 * (1 + float(np.abs(ref).max()))
-
-
-def _verdict(all_ok: bool, out: Any) -> int:
-    print("all gradients agree" if all_ok else "GRADIENTS DISAGREE", file=out)
-    return 0 if all_ok else 1
-
-
-def run_stack_gradcheck(
-    cell: str, layers: int, hidden: int, seq_len: int, batch: int, seed: int, out: IO[str] = sys.stdout
-) -> int:
-    """Autograd against finite differences for any CharRNN (no reference BPTT beyond the seed's).
-
-    The loss of CharRNN(cell=..., num_layers=...) from a random state; every parameter's
-    gradient must match central finite differences (eps 1e-6, float64) to atol 1e-5 +
-    rtol 1e-3 elementwise, and for cell "rnn" the fused layers must match autograd to 1e-9
-    relative. Prints one row per parameter; returns 0 if all agree, else 1.
-    """
-    vocab = CharVocab.from_text(default_text())
-    rng = np.random.default_rng(seed)
-    model = CharRNN(len(vocab), hidden, cell=cell, num_layers=layers, rng=rng)
-    for name, p in model.named_parameters():  # larger than the 0.01 init: every path carries signal
-        p.data = rng.standard_normal(p.shape) * (0.3 / math.sqrt(hidden) if "rnn.weight" in name else 0.3)
-    inputs = rng.integers(0, len(vocab), size=(seq_len, batch))
-    targets = rng.integers(0, len(vocab), size=(seq_len, batch))
-    h0_array = np.tanh(rng.standard_normal(model.state_array_shape(batch)))
-
-    def loss_of(m: CharRNN) -> Tensor:
-        loss, _ = m.loss(inputs, targets, m.state_from_array(h0_array, batch))
-        return loss
-
-    model.zero_grad()
-    loss = loss_of(model)
-    loss.backward()
-    auto = {name: np.array(p.grad) for name, p in model.named_parameters()}
-    fused_grads: Optional[dict[str, np.ndarray]] = None
-    if cell == "rnn":
-        fused = CharRNN(len(vocab), hidden, fused=True, num_layers=layers, rng=0)  # weights loaded next
-        fused.load_state_dict(model.state_dict())
-        loss_of(fused).backward()
-        fused_grads = {name: np.array(p.grad) for name, p in fused.named_parameters()}
-
-    print(
-        f"gradcheck: {cell} x{layers}, vocabulary {len(vocab)}, hidden {hidden}, seq-len {seq_len}, "
-        f"batch {batch}, seed {seed}, float64; autograd vs finite differences"
-        + (" and the fused op" if fused_grads else ""),
-        file=out,
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    harness = importlib.import_module("harness")
+    parser = _Parser(
+        prog=f"{PROG} bench", description="Time training steps side by side (benchmarks/README.md)."
     )
-    print(f"loss: {float(loss.item()):.12f}", file=out)
-    print(f"{'parameter':<18}{'shape':<12}{'|fd-autograd|':>15}{'|fused-autograd|':>18}  ok", file=out)
-    all_ok = True
-    with no_grad():
-        for name, p in model.named_parameters():
-            fd = numerical_gradient(lambda: float(loss_of(model).item()), p.data)
-            a = auto[name]
-            ok = bool(np.all(agrees(a, fd)))
-            d_fused = "-"
-            if fused_grads is not None:
-                diff = float(np.abs(fused_grads[name] - a).max())
-                ok &= _exact_enough(diff, a)
-                d_fused = f"{diff:.2e}"
-            all_ok &= ok
-            print(
-                f"{name:<18}{str(p.shape):<12}{float(np.abs(fd - a).max()):>15.2e}{d_fused:>18}  "
-                f"{'yes' if ok else 'NO'}",
-                file=out,
-            )
-    return _verdict(all_ok, out)
+    harness.add_arguments(parser)
+    code: int = harness.run(parser.parse_args(args.bench_argv))
+    return code

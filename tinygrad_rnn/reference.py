@@ -44,7 +44,7 @@ def bptt(
     hs[-1] = np.copy(h_prev)
     loss = 0.0
     for t in range(len(inputs)):
-        xs[t] = np.zeros((vocab_size, 1))  # one-hot input
+        xs[t] = np.zeros((vocab_size, 1), Wxh.dtype)  # one-hot input, in the weights' dtype
         xs[t][inputs[t]] = 1
         hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)
         ys[t] = np.dot(Why, hs[t]) + by

@@ -1,22 +1,10 @@
-"""Benchmarks: training steps of one char-RNN, timed side by side in one process.
+"""Benchmarks: training steps of one char-RNN, timed side by side in one process (the harness).
 
     python benchmarks/bench_rnn.py            # the full run (a few minutes)
     python benchmarks/bench_rnn.py --quick    # tiny settings: checks that everything runs
 
-Contenders, all starting from the same weights and fed the same chunks:
-
-  seed loop   the seed notebook's step as written (column vectors, one-hot matmuls, a
-              softmax per step, clip at 5, Adagrad), in numpy; it has no batch, so in a
-              configuration with B > 1 it trains one stream (compare chars/s, not ms/step)
-  autograd    CharRNN(fused=False) through the engine, clip_grad_value_, Adagrad
-  fused       CharRNN(fused=True), the same
-  torch       nn.Embedding + nn.RNN + nn.Linear, cross-entropy, clip_grad_value_,
-              torch.optim.Adagrad (skipped when torch is not importable); nn.RNN's input
-              matrix is set to the identity so that it computes the same function
-  lstm autograd, gru autograd
-              CharRNN(cell="lstm" | "gru") through the engine (Embedding -> cell -> Linear)
-  torch lstm, torch gru
-              nn.Embedding + nn.LSTM | nn.GRU + nn.Linear with the same weights (one to one)
+The contenders (the seed's loop, autograd, fused, PyTorch; LSTM and GRU rows) are in
+`contenders.py`; this file times them and prints the tables.
 
 In the main tables, "time vs torch" compares each LSTM/GRU row with its PyTorch twin.
 
@@ -41,303 +29,25 @@ import statistics
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-
-from tinygrad_rnn.layers import CharRNN
-from tinygrad_rnn.optim import Adagrad, clip_grad_value_
-
-CLIP = 5.0  # the seed's gradient clip
-LR = 0.1  # the seed's learning rate
-CHUNKS = 8  # distinct (inputs, targets) chunks cycled through by every contender
-CONTENDER_NAMES = ("seed loop", "autograd", "fused", "torch")
-CELL_CONTENDER_NAMES = ("lstm autograd", "torch lstm", "gru autograd", "torch gru")
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
-@dataclass(frozen=True)
-class Config:
-    """One benchmark setting: batch B, hidden H, vocabulary V, sequence length T, dtype."""
-
-    name: str
-    batch: int
-    hidden: int
-    vocab: int
-    seq_len: int
-    dtype: Any
-
-    @property
-    def flops(self) -> float:
-        """Model FLOPs of one training step (matmuls of the recurrence and the output layer)."""
-        return 6.0 * self.seq_len * self.batch * self.hidden * (self.hidden + self.vocab)
-
-    def cell_flops(self, cell: str) -> float:
-        """Model FLOPs of one step of the Embedding -> cell -> Linear model (see the module doc)."""
-        t_b, h = self.seq_len * self.batch, self.hidden
-        return 6.0 * t_b * (2 * GATES[cell] * h * h + h * self.vocab)
-
-    def describe(self) -> str:
-        dt = np.dtype(self.dtype).name
-        return f"B={self.batch}, H={self.hidden}, V={self.vocab}, T={self.seq_len}, {dt}"
-
-
-CONFIGS = {
-    "seed": Config("seed", 1, 64, 22, 25, np.float64),
-    "scale": Config("scale", 32, 256, 65, 64, np.float32),
-}
-# --quick shrinks the scale configuration so that a smoke test runs in seconds
-QUICK_SCALE = Config("scale (quick: shrunk)", 4, 32, 65, 16, np.float32)
-
-
-def _chunks(cfg: Config, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """CHUNKS pairs of (inputs, targets), int64 (T, B), targets shifted by one as in the seed."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(CHUNKS):
-        ids = rng.integers(0, cfg.vocab, size=(cfg.seq_len + 1, cfg.batch), dtype=np.int64)
-        out.append((ids[:-1].copy(), ids[1:].copy()))
-    return out
-
-
-# --- contender 1: the seed notebook's training step, as written ------------------------------
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e_x = np.exp(x - np.max(x))
-    return e_x / np.sum(e_x)
-
-
-class SeedLoop:
-    """The seed notebook's RNN.forward / backward / update_params and the loss line of `train`.
-
-    Only two changes: the arrays it creates get the configuration's dtype (the notebook's
-    are float64), and the weights come from `p` (the seed's names and shapes).
-    """
-
-    name = "seed loop"
-
-    def __init__(self, p: dict[str, np.ndarray], chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.Wxh, self.Whh, self.Why = (p[k].copy() for k in ("Wxh", "Whh", "Why"))
-        self.bh, self.by = p["bh"].copy(), p["by"].copy()
-        self.dtype = self.Wxh.dtype
-        self.hidden_size, self.vocab_size = self.Wxh.shape
-        self.mWxh, self.mWhh, self.mWhy = (
-            np.zeros_like(self.Wxh),
-            np.zeros_like(self.Whh),
-            np.zeros_like(self.Why),
-        )
-        self.mbh, self.mby = np.zeros_like(self.bh), np.zeros_like(self.by)
-        # the seed has no batch: it trains the first stream, as lists of ids
-        self.data = [(i[:, 0].tolist(), t[:, 0].tolist()) for i, t in chunks]
-        self.chars = len(self.data[0][0])
-        self.h_prev = np.zeros((self.hidden_size, 1), self.dtype)
-        self.i = 0
-
-    def forward(self, inputs: list[int], h_prev: np.ndarray) -> tuple[dict, dict, dict, dict]:
-        xs: dict[int, np.ndarray] = {}
-        hs: dict[int, np.ndarray] = {}
-        ys: dict[int, np.ndarray] = {}
-        ps: dict[int, np.ndarray] = {}
-        hs[-1] = np.copy(h_prev)
-        for t in range(len(inputs)):
-            xs[t] = np.zeros((self.vocab_size, 1), self.dtype)
-            xs[t][inputs[t]] = 1
-            hs[t] = np.tanh(np.dot(self.Wxh, xs[t]) + np.dot(self.Whh, hs[t - 1]) + self.bh)
-            ys[t] = np.dot(self.Why, hs[t]) + self.by
-            ps[t] = _softmax(ys[t])
-        return xs, hs, ys, ps
-
-    def backward(
-        self, inputs: list[int], targets: list[int], xs: dict, hs: dict, ps: dict
-    ) -> list[np.ndarray]:
-        dWxh, dWhh, dWhy = np.zeros_like(self.Wxh), np.zeros_like(self.Whh), np.zeros_like(self.Why)
-        dbh, dby = np.zeros_like(self.bh), np.zeros_like(self.by)
-        dhnext = np.zeros_like(hs[0])
-        for t in reversed(range(len(inputs))):
-            dy = np.copy(ps[t])
-            dy[targets[t]] -= 1
-            dWhy += np.dot(dy, hs[t].T)
-            dby += dy
-            dh = np.dot(self.Why.T, dy) + dhnext
-            dhraw = (1 - hs[t] * hs[t]) * dh
-            dbh += dhraw
-            dWxh += np.dot(dhraw, xs[t].T)
-            dWhh += np.dot(dhraw, hs[t - 1].T)
-            dhnext = np.dot(self.Whh.T, dhraw)
-        for dparam in [dWxh, dWhh, dWhy, dbh, dby]:
-            np.clip(dparam, -CLIP, CLIP, out=dparam)
-        return [dWxh, dWhh, dWhy, dbh, dby]
-
-    def update_params(self, grads: list[np.ndarray]) -> None:
-        for param, dparam, mem in zip(
-            [self.Wxh, self.Whh, self.Why, self.bh, self.by],
-            grads,
-            [self.mWxh, self.mWhh, self.mWhy, self.mbh, self.mby],
-        ):
-            mem += dparam * dparam
-            param += -LR * dparam / np.sqrt(mem + 1e-8)
-
-    def step(self) -> float:
-        inputs, targets = self.data[self.i % CHUNKS]
-        self.i += 1
-        xs, hs, ys, ps = self.forward(inputs, self.h_prev)
-        loss = 0.0
-        for t in range(len(inputs)):
-            loss += -np.log(ps[t][targets[t], 0])
-        grads = self.backward(inputs, targets, xs, hs, ps)
-        self.update_params(grads)
-        self.h_prev = hs[len(inputs) - 1]
-        return float(loss)
-
-
-# --- contenders 2 and 3: CharRNN through the engine -------------------------------------------
-class EngineStep:
-    """CharRNN.loss, backward, clip_grad_value_ and Adagrad: the framework's training step."""
-
-    def __init__(self, model: CharRNN, chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        self.name = "fused" if model.fused else "autograd"
-        if model.cell != "rnn":
-            self.name = f"{model.cell} autograd"
-        self.model, self.chunks = model, list(chunks)
-        self.params = model.parameters()
-        self.opt = Adagrad(self.params, lr=LR)
-        self.chars = self.chunks[0][0].size
-        self.h: Any = None
-        self.i = 0
-
-    def step(self) -> float:
-        inputs, targets = self.chunks[self.i % CHUNKS]
-        self.i += 1
-        self.opt.zero_grad()
-        loss, self.h = self.model.loss(inputs, targets, self.h)
-        loss.backward()
-        clip_grad_value_(self.params, CLIP)
-        self.opt.step()
-        return float(loss.item())
-
-
-# --- contender 4: PyTorch ---------------------------------------------------------------------
-def _torch() -> Any:
-    """The torch module, or None when it cannot be imported."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
-def numpy_threads() -> int:
-    """Threads numpy's BLAS may use: OPENBLAS/OMP/MKL_NUM_THREADS if set, else the CPU count."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
-
-
-class TorchStep:
-    """nn.Embedding + nn.RNN(tanh) | nn.LSTM | nn.GRU + nn.Linear, summed cross-entropy / B, clip, Adagrad."""
-
-    def __init__(
-        self,
-        state: dict[str, np.ndarray],
-        cfg: Config,
-        chunks: Sequence[tuple[np.ndarray, np.ndarray]],
-        cell: str = "rnn",
-    ) -> None:
-        torch = _torch()
-        nn = torch.nn
-        self.torch = torch
-        self.name = "torch" if cell == "rnn" else f"torch {cell}"
-        dtype = torch.float64 if np.dtype(cfg.dtype) == np.float64 else torch.float32
-        self.embed = nn.Embedding(cfg.vocab, cfg.hidden, dtype=dtype)
-        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = layer(cfg.hidden, cfg.hidden, dtype=dtype)
-        self.head = nn.Linear(cfg.hidden, cfg.vocab, dtype=dtype)
-        with torch.no_grad():  # the same function and weights as the CharRNN
-            self.embed.weight.copy_(torch.from_numpy(state["embed.weight"]))
-            if cell == "rnn":  # the seed's model has no input matrix: the identity
-                self.rnn.weight_ih_l0.copy_(torch.eye(cfg.hidden, dtype=dtype))
-                self.rnn.weight_hh_l0.copy_(torch.from_numpy(state["weight_hh"]))
-                self.rnn.bias_ih_l0.copy_(torch.from_numpy(state["bias_h"]))
-                self.rnn.bias_hh_l0.zero_()
-            else:  # PyTorch's names: rnn.weight_ih_l0, ... one to one
-                for name, p in self.rnn.named_parameters():
-                    p.copy_(torch.from_numpy(state[f"rnn.{name}"]))
-            self.head.weight.copy_(torch.from_numpy(state["head.weight"]))
-            self.head.bias.copy_(torch.from_numpy(state["head.bias"]))
-        self.params = [*self.embed.parameters(), *self.rnn.parameters(), *self.head.parameters()]
-        self.opt = torch.optim.Adagrad(self.params, lr=LR)
-        self.chunks = [(torch.from_numpy(i), torch.from_numpy(t).reshape(-1)) for i, t in chunks]
-        self.batch, self.vocab = cfg.batch, cfg.vocab
-        self.chars = cfg.seq_len * cfg.batch
-        self.h: Any = torch.zeros(1, cfg.batch, cfg.hidden, dtype=dtype)
-        if cell == "lstm":
-            self.h = (self.h, torch.zeros_like(self.h))
-        self.i = 0
-
-    def step(self) -> float:
-        torch = self.torch
-        inputs, targets = self.chunks[self.i % CHUNKS]
-        self.i += 1
-        self.opt.zero_grad(set_to_none=True)
-        out, h = self.rnn(self.embed(inputs), self.h)
-        logits = self.head(out).reshape(-1, self.vocab)
-        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / self.batch
-        loss.backward()
-        torch.nn.utils.clip_grad_value_(self.params, CLIP)
-        self.opt.step()
-        self.h = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
-        return float(loss.item())
-
-
-# --- building and timing ----------------------------------------------------------------------
-Contender = Any  # SeedLoop | EngineStep | TorchStep: a `name`, `chars` per step and `step()`
-
-
-def make_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[Contender]:
-    """The contenders for `cfg`, all with the same initial weights and the same chunks."""
-    model = CharRNN(cfg.vocab, cfg.hidden, fused=False, dtype=cfg.dtype, rng=seed)
-    state = model.state_dict()
-    fused = CharRNN(cfg.vocab, cfg.hidden, fused=True, dtype=cfg.dtype, rng=seed)
-    fused.load_state_dict(state)
-    chunks = _chunks(cfg, seed)
-    out: list[Contender] = [
-        SeedLoop(model.seed_params(), chunks),
-        EngineStep(model, chunks),
-        EngineStep(fused, chunks),
-    ]
-    if use_torch and _torch() is not None:
-        out.append(TorchStep(state, cfg, chunks))
-    return out
-
-
-def make_cell_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[Contender]:
-    """LSTM and GRU char models through the engine, each followed by its PyTorch twin (same weights)."""
-    chunks = _chunks(cfg, seed)
-    out: list[Contender] = []
-    for cell in ("lstm", "gru"):
-        model = CharRNN(cfg.vocab, cfg.hidden, cell=cell, dtype=cfg.dtype, rng=seed)
-        out.append(EngineStep(model, chunks))
-        if use_torch and _torch() is not None:
-            out.append(TorchStep(model.state_dict(), cfg, chunks, cell))
-    return out
-
-
-def cell_of(name: str) -> str:
-    """The cell a contender runs: "lstm" or "gru" when its name says so, else "rnn"."""
-    return next((word for word in name.split() if word in ("lstm", "gru")), "rnn")
-
-
-def torch_twin(name: str) -> str:
-    """The PyTorch row a contender's time is compared with: its own cell's."""
-    cell = cell_of(name)
-    return "torch" if cell == "rnn" else f"torch {cell}"
-
-
-def first_losses(contenders: Sequence[Contender]) -> dict[str, float]:
-    """Each contender's loss on its first step (a check that they compute the same thing)."""
-    return {c.name: c.step() for c in contenders}
+from contenders import (
+    CELL_CONTENDER_NAMES,
+    CONFIGS,
+    CONTENDER_NAMES,
+    QUICK_SCALE,
+    Config,
+    Contender,
+    cell_of,
+    first_losses,
+    import_torch,
+    make_cell_contenders,
+    make_contenders,
+    numpy_threads,
+    torch_twin,
+)
 
 
 def interleaved(
@@ -575,7 +285,7 @@ def machine(out: Any, use_torch: bool) -> None:
     """What the numbers were measured on."""
     import platform
 
-    torch = _torch() if use_torch else None
+    torch = import_torch() if use_torch else None
 
     versions = f"python {platform.python_version()}, numpy {np.__version__}"
     versions += f", torch {torch.__version__ if torch else 'not used'}"
@@ -665,7 +375,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     """Run the benchmark described by parsed `args`; print Markdown to `out` (stdout)."""
     out = out or sys.stdout
     _defaults(args)
-    torch = None if args.no_torch else _torch()
+    torch = None if args.no_torch else import_torch()
     if torch is not None:
         torch.set_num_threads(args.threads or numpy_threads())
     machine(out, torch is not None)
@@ -689,7 +399,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_rnn", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
