@@ -5,8 +5,39 @@ record of ops and backward as its reverse sweep), `ops` (the built-in ops, a tab
 derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
 """
 
+from tinygrad_rnn.creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_rnn.ops import addmm, chunk, concat, softmax_cross_entropy, stack, unbind
+from tinygrad_rnn.ops_axes import (
+    argmax,
+    argmin,
+    cumsum,
+    flatten,
+    flip,
+    logsumexp,
+    max,
+    min,
+    squeeze,
+    std,
+    unsqueeze,
+    var,
+)
+from tinygrad_rnn.ops_elementwise import (
+    abs,
+    clamp,
+    clip,
+    cos,
+    gelu,
+    leaky_relu,
+    maximum,
+    minimum,
+    pow,
+    sign,
+    sin,
+    softplus,
+    sqrt,
+    where,
+)
 from tinygrad_rnn.tape import IndexedGrad, ProductGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
@@ -31,4 +62,40 @@ __all__ = [
     "stack",
     "unbind",
     "unbroadcast",
+    # issue 13: constructors and more ops
+    "abs",
+    "arange",
+    "argmax",
+    "argmin",
+    "clamp",
+    "clip",
+    "cos",
+    "cumsum",
+    "eye",
+    "flatten",
+    "flip",
+    "full",
+    "gelu",
+    "leaky_relu",
+    "logsumexp",
+    "max",
+    "maximum",
+    "min",
+    "minimum",
+    "ones",
+    "ones_like",
+    "pow",
+    "rand",
+    "randn",
+    "sign",
+    "sin",
+    "softplus",
+    "sqrt",
+    "squeeze",
+    "std",
+    "unsqueeze",
+    "var",
+    "where",
+    "zeros",
+    "zeros_like",
 ]
