@@ -6,6 +6,7 @@ derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain user
 """
 
 from tinygrad_rnn.creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
+from tinygrad_rnn.functional import grad, value_and_grad
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_rnn.ops import addmm, chunk, concat, softmax_cross_entropy, stack, unbind
 from tinygrad_rnn.ops_axes import (
@@ -62,7 +63,7 @@ __all__ = [
     "stack",
     "unbind",
     "unbroadcast",
-    # issue 13: constructors and more ops
+    # issue 13: constructors, more ops, functional gradients
     "abs",
     "arange",
     "argmax",
@@ -76,6 +77,7 @@ __all__ = [
     "flip",
     "full",
     "gelu",
+    "grad",
     "leaky_relu",
     "logsumexp",
     "max",
@@ -94,6 +96,7 @@ __all__ = [
     "squeeze",
     "std",
     "unsqueeze",
+    "value_and_grad",
     "var",
     "where",
     "zeros",
