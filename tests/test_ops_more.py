@@ -476,3 +476,11 @@ def test_random_constructors_use_their_rng_only() -> None:
         assert tuple(torch.zeros(2, 3).shape) == tg.zeros(2, 3).shape
         np.testing.assert_array_equal(torch.eye(2, 3).numpy(), tg.eye(2, 3).data)
         np.testing.assert_array_equal(torch.arange(1, 2, 0.25).numpy(), tg.arange(1, 2, 0.25).data)
+
+
+def test_builtin_names_are_functions_of_the_package_but_star_import_keeps_the_builtins() -> None:
+    np.testing.assert_array_equal(tg.max(np.array([1.0, 3.0])).data, 3.0)
+    np.testing.assert_array_equal(tg.abs(-2.0).data, 2.0)
+    namespace: dict[str, Any] = {}
+    exec("from tinygrad_rnn import *", namespace)
+    assert "max" not in namespace and "sqrt" in namespace and "grad" in namespace

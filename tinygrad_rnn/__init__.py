@@ -5,6 +5,7 @@ record of ops and backward as its reverse sweep), `ops` (the built-in ops, a tab
 derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
 """
 
+from tinygrad_rnn import ops_axes, ops_elementwise
 from tinygrad_rnn.creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_rnn.functional import grad, value_and_grad
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
@@ -16,15 +17,12 @@ from tinygrad_rnn.ops_axes import (
     flatten,
     flip,
     logsumexp,
-    max,
-    min,
     squeeze,
     std,
     unsqueeze,
     var,
 )
 from tinygrad_rnn.ops_elementwise import (
-    abs,
     clamp,
     clip,
     cos,
@@ -32,7 +30,6 @@ from tinygrad_rnn.ops_elementwise import (
     leaky_relu,
     maximum,
     minimum,
-    pow,
     sign,
     sin,
     softplus,
@@ -41,6 +38,11 @@ from tinygrad_rnn.ops_elementwise import (
 )
 from tinygrad_rnn.tape import IndexedGrad, ProductGrad, Tape, is_grad_enabled, no_grad, unbroadcast
 from tinygrad_rnn.tensor import Context, Function, Tensor
+
+# PyTorch's names that are also Python builtins: tg.max(x) works, but they stay out of
+# __all__ so that `from tinygrad_rnn import *` leaves Python's max, min, abs and pow alone
+max, min = ops_axes.max, ops_axes.min
+abs, pow = ops_elementwise.abs, ops_elementwise.pow
 
 __version__ = "0.1.0"
 
@@ -64,7 +66,6 @@ __all__ = [
     "unbind",
     "unbroadcast",
     # issue 13: constructors, more ops, functional gradients
-    "abs",
     "arange",
     "argmax",
     "argmin",
@@ -80,13 +81,10 @@ __all__ = [
     "grad",
     "leaky_relu",
     "logsumexp",
-    "max",
     "maximum",
-    "min",
     "minimum",
     "ones",
     "ones_like",
-    "pow",
     "rand",
     "randn",
     "sign",
