@@ -251,9 +251,10 @@ class Tensor:
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
         return ops.MatMul.apply(self._other(other), self)
 
-    def __pow__(self, exponent: Union[int, float]) -> Tensor:
+    def __pow__(self, exponent: ArrayLike) -> Tensor:
+        """x ** p; a tensor or array exponent is differentiated too (`PowTensor`)."""
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
-            raise TypeError("pow: the exponent must be a scalar number")
+            return ops_elementwise.PowTensor.apply(self, self._other(exponent))
         return ops.Pow.apply(self, exponent=exponent)
 
     def __neg__(self) -> Tensor:
@@ -316,5 +317,151 @@ class Tensor:
         self.grad = None
         return self
 
+    # --- more ops, PyTorch's names (ops_elementwise, ops_axes) ------------------------
+    __hash__ = object.__hash__  # identity: tensors are dict keys in the tape; == is elementwise
 
-from tinygrad_rnn import ops  # noqa: E402  (ops subclass Function, defined above)
+    def _compare(self, other: Any, op: Any) -> Any:
+        if other is None:
+            return NotImplemented  # `t == None` is False, as in PyTorch
+        return ops_elementwise.compare(op, self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        """Elementwise ==, a bool tensor without grad (as PyTorch); hashing stays by identity."""
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def __rpow__(self, base: ArrayLike) -> Tensor:
+        return ops_elementwise.PowTensor.apply(self._other(base), self)
+
+    def pow(self, exponent: ArrayLike) -> Tensor:
+        return self**exponent
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def tolist(self) -> Any:
+        """The data as (nested lists of) Python numbers; a 0-d tensor gives a number."""
+        return self._data.tolist()
+
+    def sqrt(self) -> Tensor:
+        return ops_elementwise.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops_elementwise.Abs.apply(self)
+
+    __abs__ = abs
+
+    def sign(self) -> Tensor:
+        return ops_elementwise.Sign.apply(self)
+
+    def sin(self) -> Tensor:
+        return ops_elementwise.Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        return ops_elementwise.Cos.apply(self)
+
+    def clamp(self, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
+        """x limited to [min, max]; the gradient passes where min <= x <= max."""
+        return ops_elementwise.Clamp.apply(self, min=min, max=max)
+
+    clip = clamp
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        return ops_elementwise.Softplus.apply(self, beta=beta, threshold=threshold)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        return ops_elementwise.LeakyRelu.apply(self, negative_slope=negative_slope)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        return ops_elementwise.Gelu.apply(self, approximate=approximate)
+
+    def maximum(self, other: ArrayLike) -> Tensor:
+        return ops_elementwise.maximum(self, other)
+
+    def minimum(self, other: ArrayLike) -> Tensor:
+        return ops_elementwise.minimum(self, other)
+
+    def where(self, cond: ArrayLike, other: ArrayLike) -> Tensor:
+        """self where cond is True, else other (PyTorch's `x.where(cond, y)`)."""
+        return ops_elementwise.where(cond, self, other)
+
+    def max(self, axis: Union[int, tuple[int, ...], None] = None, keepdims: bool = False) -> Tensor:
+        """The largest values along `axis` (see `ops_axes.Max` for how ties share the gradient)."""
+        return ops_axes.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Union[int, tuple[int, ...], None] = None, keepdims: bool = False) -> Tensor:
+        return ops_axes.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
+        """Indices (int64, no grad) of the largest values; of the flattened tensor if axis is None."""
+        return ops_axes.arg_extreme(np.argmax, self, axis, keepdims)
+
+    def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> Tensor:
+        return ops_axes.arg_extreme(np.argmin, self, axis, keepdims)
+
+    def logsumexp(self, axis: Union[int, tuple[int, ...], None] = None, keepdims: bool = False) -> Tensor:
+        return ops_axes.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(
+        self, axis: Union[int, tuple[int, ...], None] = None, correction: float = 1, keepdims: bool = False
+    ) -> Tensor:
+        """sum((x - mean)^2) / (N - correction); correction=1 is PyTorch's default."""
+        return ops_axes.Var.apply(self, axis=axis, correction=correction, keepdims=keepdims)
+
+    def std(
+        self, axis: Union[int, tuple[int, ...], None] = None, correction: float = 1, keepdims: bool = False
+    ) -> Tensor:
+        return self.var(axis, correction, keepdims).sqrt()
+
+    def cumsum(self, axis: int) -> Tensor:
+        return ops_axes.Cumsum.apply(self, axis=axis)
+
+    def flip(self, axis: Union[int, tuple[int, ...], None] = None) -> Tensor:
+        """Reversed along `axis` (all axes if None)."""
+        return ops_axes.Flip.apply(self, axis=axis)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return self.reshape(ops_axes.unsqueeze_shape(self.shape, axis))
+
+    def squeeze(self, axis: Union[int, tuple[int, ...], None] = None) -> Tensor:
+        """Without axes of size 1 (those in `axis` only; an axis of another size stays)."""
+        return self.reshape(ops_axes.squeeze_shape(self.shape, axis))
+
+    def flatten(self, start: int = 0, end: int = -1) -> Tensor:
+        """Axes start..end (inclusive) merged into one."""
+        return self.reshape(ops_axes.flatten_shape(self.shape, start, end))
+
+    def expand(self, *shape: Union[int, Sequence[int]]) -> Tensor:
+        """Broadcast to `shape` (a view); -1 keeps a size; `t.expand(2, 3)` or `t.expand((2, 3))`."""
+        return ops_axes.Expand.apply(self, shape=_sizes(shape))
+
+    def repeat(self, *repeats: Union[int, Sequence[int]]) -> Tensor:
+        """Tiled `repeats[i]` times along axis i (PyTorch's repeat, numpy's tile)."""
+        return ops_axes.Repeat.apply(self, repeats=_sizes(repeats))
+
+
+def _sizes(args: tuple[Any, ...]) -> tuple[int, ...]:
+    """`f(2, 3)` and `f((2, 3))` alike: the sizes as a tuple of ints."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        args = tuple(args[0])
+    return tuple(int(n) for n in args)
+
+
+from tinygrad_rnn import ops, ops_axes, ops_elementwise  # noqa: E402  (ops subclass Function, defined above)
