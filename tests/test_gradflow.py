@@ -2,6 +2,7 @@
 
 import argparse
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -214,3 +215,17 @@ def test_a_text_too_short_is_a_data_error(tmp_path: Path) -> None:
     args = parser().parse_args(["--text", str(tmp_path / "t.txt"), "--seq-len", "4", "--warmup", "2"])
     with pytest.raises(DataError, match="text too short: 5 characters; chunks of 7"):
         gradflow.run(args, io.StringIO())
+
+
+def test_the_readme_table_at_init_is_what_a_run_measures() -> None:
+    """The README's table comes from a real default run; its init columns are re-measured here
+    (the trained ones take the full 300 steps a cell, too slow for a test)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### Gradients through time\n.*?```\n(.*?)```", readme, re.S).group(1).splitlines()
+    heads = block[1].split()[1:]  # rnn init rnn @300 ...
+    columns = [f"{c} {p}" for c, p in zip(heads[::2], heads[1::2])]
+    rows = {int(r.split()[0]): dict(zip(columns, map(float, r.split()[1:]))) for r in block[2:-1]}
+    table = gradflow.gradflow_experiment(train_steps=0)
+    for d, row in rows.items():
+        for cell in ("rnn", "lstm", "gru"):
+            assert row[f"{cell} init"] == pytest.approx(table.norms[cell, "init"][d], rel=2e-3)
