@@ -229,3 +229,25 @@ def test_the_readme_table_at_init_is_what_a_run_measures() -> None:
     for d, row in rows.items():
         for cell in ("rnn", "lstm", "gru"):
             assert row[f"{cell} init"] == pytest.approx(table.norms[cell, "init"][d], rel=2e-3)
+
+
+def test_the_command_line_runs_gradflow_and_prints_its_table(tmp_path: Path) -> None:
+    import subprocess
+
+    argv = ["gradflow", "--cells", "rnn,gru", "--hidden", "8", "--chunks", "1", "--train-steps", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tinygrad_rnn", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if re.match(r"\s+\d+\s", line)]
+    assert [int(r[0]) for r in rows][:3] == [0, 1, 2]
+    assert all(len(r) == 5 and all(float(v) > 0 for v in r[1:]) for r in rows)  # 2 cells x 2 phases
+    bad = subprocess.run(
+        [sys.executable, "-m", "tinygrad_rnn", "gradflow", "--cells", "rnn,tree"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

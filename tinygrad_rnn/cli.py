@@ -1,4 +1,4 @@
-"""`tinygrad-rnn train | sample | gradcheck | bench`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | gradcheck | gradflow | bench`: the seed notebook as a command-line program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygrad_rnn import checkpoint as ckpt_io
+from tinygrad_rnn import gradflow
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError
 from tinygrad_rnn.layers import CELLS
@@ -107,12 +108,15 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,gradcheck,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,gradcheck,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
     _add_gradcheck(sub)
+    f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
+    gradflow.add_arguments(f)
+    f.set_defaults(run=gradflow.run)
     # the harness lives outside the package: cmd_bench imports it and parses its options
     b = sub.add_parser(
         "bench", help="time training steps: the seed's loop, autograd, fused, PyTorch", add_help=False
