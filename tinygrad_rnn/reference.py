@@ -265,28 +265,34 @@ def lstm_backward(
     """
     steps, batch, hidden = tanh_cs.shape
     i, f, g, o = (gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
-    dc_dh = o * (1 - tanh_cs * tanh_cs)  # dc' += dh * dc_dh
+    dc_dh = np.multiply(tanh_cs, tanh_cs)
+    np.subtract(1, dc_dh, out=dc_dh)
+    dc_dh *= o  # dc' += dh * o * (1 - tanh(c')^2)
     # da = local * (dc, dc, dc, dh): the gates' pre-activation gradients per unit of dc or dh
-    local = gates * (1 - gates)  # sigmoid's derivative (the g block is replaced below)
+    local = np.subtract(1, gates)
+    local *= gates  # sigmoid's derivative s (1 - s) (the g block is replaced below)
     local[..., :hidden] *= g
     local[..., hidden : 2 * hidden] *= cs[:-1]
-    np.multiply(i, 1 - g * g, out=local[..., 2 * hidden : 3 * hidden])
+    local_g = local[..., 2 * hidden : 3 * hidden]
+    np.multiply(g, g, out=local_g)
+    np.subtract(1, local_g, out=local_g)
+    local_g *= i
     local[..., 3 * hidden :] *= tanh_cs
-    local = local.reshape(steps, batch, 4, hidden)
+    local4 = local.reshape(steps, batch, 4, hidden)
     da = np.empty_like(gates)
     da4 = da.reshape(steps, batch, 4, hidden)
-    dh, dhnext = np.empty((2, batch, hidden), hs.dtype)
-    dhnext[...] = 0
-    dc = np.empty((batch, 1, hidden), hs.dtype)  # (B, 1, H): broadcasts over the i, f, g blocks
-    dcnext = np.array(dc_last, hs.dtype)
-    for t in reversed(range(steps)):  # seven numpy calls a step
-        np.add(dhs[t], dhnext, out=dh)  # from this step's output and from the next step
-        np.multiply(dh, dc_dh[t], out=dc[:, 0])
-        dc[:, 0] += dcnext
-        np.multiply(local[t, :, :3], dc, out=da4[t, :, :3])  # da_i, da_f, da_g
-        np.multiply(local[t, :, 3], dh, out=da4[t, :, 3])  # da_o
-        np.multiply(dc[:, 0], f[t], out=dcnext)
-        da[t].dot(weight_hh, out=dhnext)
+    dh, dhnext = np.zeros((2, batch, hidden), hs.dtype)
+    dc3 = np.empty((batch, 1, hidden), hs.dtype)  # dc as (B, 1, H): broadcasts over i, f, g
+    dc, dcnext = dc3[:, 0], np.array(dc_last, hs.dtype)
+    back = zip(dhs[::-1], dc_dh[::-1], local4[::-1, :, :3], local4[::-1, :, 3], da4[::-1], da[::-1], f[::-1])
+    for dh_out, dc_dh_t, local_ifg, local_o, da4_t, da_t, f_t in back:  # t = T-1 down to 0
+        np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
+        np.multiply(dh, dc_dh_t, out=dc)
+        dc += dcnext
+        np.multiply(local_ifg, dc3, out=da4_t[:, :3])  # da_i, da_f, da_g
+        np.multiply(local_o, dh, out=da4_t[:, 3])  # da_o
+        np.multiply(dc, f_t, out=dcnext)
+        da_t.dot(weight_hh, out=dhnext)
     dweight_hh = da.reshape(-1, 4 * hidden).T.dot(hs[:-1].reshape(-1, hidden))  # sum_t da h^T
     return da, dweight_hh, dhnext, dcnext
 
@@ -348,23 +354,31 @@ def gru_backward(
     steps, batch, hidden = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     r, z, n = (gates[..., k * hidden : (k + 1) * hidden] for k in range(3))
     # the factors that do not depend on the gradient, for all steps before the loop
-    dz_dh = (hs[:-1] - n) * z * (1 - z)  # da_z = dh * dz_dh
-    dn_dh = (1 - z) * (1 - n * n)  # da_n = dh * dn_dh
-    dr_dn = hw[..., 2 * hidden :] * r * (1 - r)  # da_r = da_n * dr_dn
+    dz_dh = np.subtract(hs[:-1], n)
+    dz_dh *= z
+    dz_dh *= 1 - z  # da_z = dh * (h - n) * z (1 - z)
+    dn_dh = np.multiply(n, n)
+    np.subtract(1, dn_dh, out=dn_dh)
+    dn_dh *= 1 - z  # da_n = dh * (1 - z) * (1 - n^2)
+    by_dn = np.empty((steps, batch, 2, hidden), hs.dtype)  # da_r and db_n per unit of da_n
+    np.multiply(hw[..., 2 * hidden :], r, out=by_dn[:, :, 0])
+    by_dn[:, :, 0] *= 1 - r  # da_r = da_n * b_n * r (1 - r)
+    by_dn[:, :, 1] = r  # db_n = da_n * r
     db = np.empty_like(gates)  # (da_r, da_z, db_n) of every step
-    da_n = np.empty_like(n)
+    db3 = db.reshape(steps, batch, 3, hidden)
+    da_n = np.empty((steps, batch, 1, hidden), hs.dtype)  # (B, 1, H) a step: broadcasts on by_dn
     dhnext, dh = np.zeros((2, batch, hidden), hs.dtype)
-    for t in reversed(range(steps)):  # eight numpy calls a step
-        np.add(dhs[t], dhnext, out=dh)  # from this step's output and from the next step
-        np.multiply(dh, dz_dh[t], out=db[t, :, hidden : 2 * hidden])
-        np.multiply(dh, dn_dh[t], out=da_n[t])
-        np.multiply(da_n[t], dr_dn[t], out=db[t, :, :hidden])
-        np.multiply(da_n[t], r[t], out=db[t, :, 2 * hidden :])
-        db[t].dot(weight_hh, out=dhnext)
-        dh *= z[t]
+    back = zip(dhs[::-1], dz_dh[::-1], dn_dh[::-1], by_dn[::-1], db[::-1], db3[::-1], da_n[::-1], z[::-1])
+    for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in back:  # t = T-1 down to 0
+        np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
+        np.multiply(dh, dz_dh_t, out=db3_t[:, 1])  # da_z
+        np.multiply(dh, dn_dh_t, out=da_n_t[:, 0])
+        np.multiply(by_dn_t, da_n_t, out=db3_t[:, ::2])  # da_r and db_n: blocks 0 and 2 of db
+        db_t.dot(weight_hh, out=dhnext)
+        dh *= z_t
         dhnext += dh
     db_all = db.reshape(-1, 3 * hidden)
     dweight_hh = db_all.T.dot(hs[:-1].reshape(-1, hidden))  # sum_t db h^T, one matmul
     dxw = db.copy()
-    dxw[..., 2 * hidden :] = da_n
+    dxw[..., 2 * hidden :] = da_n[:, :, 0]
     return dxw, dweight_hh, db_all.sum(axis=0), dhnext
