@@ -227,8 +227,8 @@ def lstm_forward(
     shift = 1 - s
     hw, ig = np.empty((batch, 4 * hidden), dtype), np.empty((batch, hidden), dtype)
     ifgo = [gates[..., k * hidden : (k + 1) * hidden] for k in range(4)]  # (T, B, H) views
-    steps_ = zip(hs, hs[1:], cs, cs[1:], tanh_cs, gates, *ifgo)
-    for h_prev, h, c_prev, c, tanh_c, a, i, f, g, o in steps_:  # ten numpy calls a step
+    per_step = zip(hs, hs[1:], cs, cs[1:], tanh_cs, gates, *ifgo)
+    for h_prev, h, c_prev, c, tanh_c, a, i, f, g, o in per_step:  # ten numpy calls a step
         h_prev.dot(w_t, out=hw)
         a += hw
         np.tanh(a, out=a)
@@ -284,13 +284,13 @@ def lstm_backward(
     dh, dhnext = np.zeros((2, batch, hidden), hs.dtype)
     dc3 = np.empty((batch, 1, hidden), hs.dtype)  # dc as (B, 1, H): broadcasts over i, f, g
     dc, dcnext = dc3[:, 0], np.array(dc_last, hs.dtype)
-    back = zip(dhs[::-1], dc_dh[::-1], local4[::-1, :, :3], local4[::-1, :, 3], da4[::-1], da[::-1], f[::-1])
-    for dh_out, dc_dh_t, local_ifg, local_o, da4_t, da_t, f_t in back:  # t = T-1 down to 0
+    back = zip(dhs, dc_dh, local4[:, :, :3], local4[:, :, 3], da4[:, :, :3], da4[:, :, 3], da, f)
+    for dh_out, dc_dh_t, local_ifg, local_o, da_ifg, da_o, da_t, f_t in reversed(list(back)):
         np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
         np.multiply(dh, dc_dh_t, out=dc)
         dc += dcnext
-        np.multiply(local_ifg, dc3, out=da4_t[:, :3])  # da_i, da_f, da_g
-        np.multiply(local_o, dh, out=da4_t[:, 3])  # da_o
+        np.multiply(local_ifg, dc3, out=da_ifg)  # da_i, da_f, da_g
+        np.multiply(local_o, dh, out=da_o)
         np.multiply(dc, f_t, out=dcnext)
         da_t.dot(weight_hh, out=dhnext)
     dweight_hh = da.reshape(-1, 4 * hidden).T.dot(hs[:-1].reshape(-1, hidden))  # sum_t da h^T
@@ -307,7 +307,8 @@ def gru_forward(
 
     xw (T, B, 3H): x @ weight_ih.T + bias_ih (bias_hh stays apart: r gates b_n);
     weight_hh (3H, H); bias_hh (3H,); h0 (B, H). Returns hs (T+1, B, H) (hs[0] = h0), the
-    activated gates r, z, n (T, B, 3H) and b (T, B, 3H) (its n block is what backward needs).
+    activated gates r, z, n (T, B, 3H) and hw (T, B, 3H), every step's b (its r and z blocks
+    halved by the sigmoid trick; backward uses only the n block, b_n).
     """
     steps, (batch, hidden) = xw.shape[0], h0.shape
     dtype = np.result_type(xw, weight_hh, bias_hh, h0)
@@ -320,8 +321,8 @@ def gru_forward(
     rz, n = gates[..., : 2 * hidden], gates[..., 2 * hidden :]
     r, z = gates[..., :hidden], gates[..., hidden : 2 * hidden]
     hw_rz, hw_n = hw[..., : 2 * hidden], hw[..., 2 * hidden :]
-    steps_ = zip(hs, hs[1:], hw, xw_rz, xw[..., 2 * hidden :], rz, n, r, z, hw_rz, hw_n)
-    for h_prev, h, b, x_rz, x_n, rz_t, n_t, r_t, z_t, b_rz, b_n in steps_:  # twelve calls a step
+    per_step = zip(hs, hs[1:], hw, xw_rz, xw[..., 2 * hidden :], rz, n, r, z, hw_rz, hw_n)
+    for h_prev, h, b, x_rz, x_n, rz_t, n_t, r_t, z_t, b_rz, b_n in per_step:  # twelve calls a step
         h_prev.dot(w_t, out=b)
         b += bias
         np.add(x_rz, b_rz, out=rz_t)
@@ -368,8 +369,8 @@ def gru_backward(
     db3 = db.reshape(steps, batch, 3, hidden)
     da_n = np.empty((steps, batch, 1, hidden), hs.dtype)  # (B, 1, H) a step: broadcasts on by_dn
     dhnext, dh = np.zeros((2, batch, hidden), hs.dtype)
-    back = zip(dhs[::-1], dz_dh[::-1], dn_dh[::-1], by_dn[::-1], db[::-1], db3[::-1], da_n[::-1], z[::-1])
-    for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in back:  # t = T-1 down to 0
+    back = zip(dhs, dz_dh, dn_dh, by_dn, db, db3, da_n, z)
+    for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in reversed(list(back)):
         np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
         np.multiply(dh, dz_dh_t, out=db3_t[:, 1])  # da_z
         np.multiply(dh, dn_dh_t, out=da_n_t[:, 0])
