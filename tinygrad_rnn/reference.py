@@ -367,7 +367,8 @@ def gru_backward(
     by_dn[:, :, 1] = r  # db_n = da_n * r
     db = np.empty_like(gates)  # (da_r, da_z, db_n) of every step
     db3 = db.reshape(steps, batch, 3, hidden)
-    da_n = np.empty((steps, batch, 1, hidden), hs.dtype)  # (B, 1, H) a step: broadcasts on by_dn
+    dxw = np.empty_like(gates)  # (da_r, da_z, da_n); da_r and da_z are copied from db at the end
+    da_n = dxw.reshape(steps, batch, 3, hidden)[:, :, 2:]  # (B, 1, H) a step: broadcasts on by_dn
     dhnext, dh = np.zeros((2, batch, hidden), hs.dtype)
     back = zip(dhs, dz_dh, dn_dh, by_dn, db, db3, da_n, z)
     for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in reversed(list(back)):
@@ -380,6 +381,5 @@ def gru_backward(
         dhnext += dh
     db_all = db.reshape(-1, 3 * hidden)
     dweight_hh = db_all.T.dot(hs[:-1].reshape(-1, hidden))  # sum_t db h^T, one matmul
-    dxw = db.copy()
-    dxw[..., 2 * hidden :] = da_n[:, :, 0]
+    dxw[..., : 2 * hidden] = db[..., : 2 * hidden]
     return dxw, dweight_hh, db_all.sum(axis=0), dhnext
