@@ -75,3 +75,69 @@ class CharRNNLoss(Function):
         return reference.charrnn_backward(
             weight_hh, head_weight, ctx.inputs, ctx.targets, hs, p, scale=float(grad)
         )
+
+
+def _check_shapes(op: str, gates: int, xw: np.ndarray, weight_hh: np.ndarray, **others: np.ndarray) -> None:
+    """A ValueError naming the op and every shape unless xw (T, B, gates*H), weight_hh
+    (gates*H, H) and the others (states (B, H); bias_hh (gates*H,)) fit together."""
+    rows, hidden = gates * weight_hh.shape[-1], weight_hh.shape[-1]
+    steps, batch = xw.shape[:2] if xw.ndim == 3 else (-1, -1)
+    want = {"xw": (steps, batch, rows), "weight_hh": (rows, hidden)}
+    want.update({k: (rows,) if k.startswith("bias") else (batch, hidden) for k in others})
+    got = {"xw": xw.shape, "weight_hh": weight_hh.shape, **{k: a.shape for k, a in others.items()}}
+    if got != want:
+        shapes = ", ".join(f"{k} {v}" for k, v in got.items())
+        raise ValueError(f"{op}: shapes {shapes} do not fit (xw (T, B, {gates}H), weight_hh ({gates}H, H))")
+
+
+class LSTMRecurrence(Function):
+    """The LSTM over a sequence (see `reference.lstm_forward`): two outputs, out and c_T.
+
+    xw (T, B, 4H) is the input's share of the gates, x @ weight_ih.T + bias_ih + bias_hh
+    (`LSTMCell.input_share`), weight_hh (4H, H), h0 and c0 (B, H); returns out (T, B, H), every
+    step's h (h_T is out[-1]), and c_T (B, H), the last cell state.
+    """
+
+    name = "lstm_recurrence"
+
+    @staticmethod
+    def forward(
+        ctx: Context, xw: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray, c0: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        _check_shapes("lstm_recurrence", 4, xw, weight_hh, h0=h0, c0=c0)
+        hs, cs, gates, tanh_cs = reference.lstm_forward(xw, weight_hh, h0, c0)
+        ctx.save_for_backward(hs, cs, gates, tanh_cs, weight_hh)
+        return hs[1:], cs[-1]
+
+    @staticmethod
+    def backward(ctx: Context, *grads: np.ndarray) -> tuple[np.ndarray, ...]:
+        dout, dc_last = grads  # one per output; zeros for an output that got none
+        hs, cs, gates, tanh_cs, weight_hh = ctx.saved_tensors
+        dxw, dweight_hh, dh0, dc0 = reference.lstm_backward(dout, dc_last, hs, cs, gates, tanh_cs, weight_hh)
+        return dxw, dweight_hh, dh0, dc0
+
+
+class GRURecurrence(Function):
+    """The GRU over a sequence (see `reference.gru_forward`).
+
+    xw (T, B, 3H) is the input's share of the gates, x @ weight_ih.T + bias_ih (bias_hh stays
+    an input: r gates its n block), weight_hh (3H, H), bias_hh (3H,), h0 (B, H); returns
+    out (T, B, H), every step's h (h_T is out[-1]).
+    """
+
+    name = "gru_recurrence"
+
+    @staticmethod
+    def forward(
+        ctx: Context, xw: np.ndarray, weight_hh: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
+    ) -> np.ndarray:
+        _check_shapes("gru_recurrence", 3, xw, weight_hh, bias_hh=bias_hh, h0=h0)
+        hs, gates, hw = reference.gru_forward(xw, weight_hh, bias_hh, h0)
+        ctx.save_for_backward(hs, gates, hw, weight_hh)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx: Context, dout: np.ndarray) -> tuple[np.ndarray, ...]:
+        hs, gates, hw, weight_hh = ctx.saved_tensors
+        dxw, dweight_hh, dbias_hh, dh0 = reference.gru_backward(dout, hs, gates, hw, weight_hh)
+        return dxw, dweight_hh, dbias_hh, dh0

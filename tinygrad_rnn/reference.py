@@ -186,3 +186,200 @@ def charrnn_backward(
     dembed = scatter_add_rows(inputs.ravel(), dhraw_all, vocab)
     dbias = dhraw_all.sum(axis=0)
     return dembed, dweight_hh, dbias, dhead_weight, dhead_bias, dh0
+
+
+# --- the LSTM's and the GRU's BPTT, batched ---------------------------------------------------
+# PyTorch's equations and gate order (torch.nn.LSTM, torch.nn.GRU), a whole sequence at once.
+# As in `rnn_forward`, xw (T, B, gates*H) is the input's share of every step's gates, computed
+# for all steps before the loop; the loops hold only what depends on the previous step.
+#
+# sigmoid(a) = tanh(a/2)/2 + 1/2, so one tanh call activates all four LSTM gates (and the
+# GRU's r and z): the pre-activations are scaled by s (1/2 for a sigmoid gate, 1 for a tanh
+# gate), then tanh, then `* s + (1 - s)`. Scaling weight_hh's rows once is the same as
+# scaling every step's h @ weight_hh.T.
+
+
+def _gate_scale(blocks: list[float], hidden: int, dtype: np.dtype) -> np.ndarray:
+    """One factor per gate column: s (gates*H,), each block's factor repeated H times."""
+    return np.repeat(np.array(blocks, dtype), hidden)
+
+
+def lstm_forward(
+    xw: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray, c0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The LSTM over a sequence: for t = 0..T-1, with a = xw[t] + h @ weight_hh.T,
+
+        i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)   (blocks of H)
+        c' = f * c + i * g;   h' = o * tanh(c')
+
+    xw (T, B, 4H): x @ weight_ih.T + bias_ih + bias_hh; weight_hh (4H, H); h0, c0 (B, H).
+    Returns hs, cs (T+1, B, H) (hs[0] = h0, cs[0] = c0), the activated gates (T, B, 4H) and
+    tanh_cs (T, B, H), tanh of cs[1:]: what `lstm_backward` needs.
+    """
+    steps, (batch, hidden) = xw.shape[0], h0.shape
+    dtype = np.result_type(xw, weight_hh, h0, c0)
+    hs, cs = np.empty((2, steps + 1, batch, hidden), dtype)
+    hs[0], cs[0] = h0, c0
+    s = _gate_scale([0.5, 0.5, 1.0, 0.5], hidden, dtype)
+    w_t = np.multiply(weight_hh.T, s, order="C")  # contiguous: BLAS is faster on it
+    gates = np.multiply(xw, s, dtype=dtype)  # the scaled input share; activated in place below
+    tanh_cs = np.empty((steps, batch, hidden), dtype)
+    shift = 1 - s
+    hw, ig = np.empty((batch, 4 * hidden), dtype), np.empty((batch, hidden), dtype)
+    ifgo = [gates[..., k * hidden : (k + 1) * hidden] for k in range(4)]  # (T, B, H) views
+    per_step = zip(hs, hs[1:], cs, cs[1:], tanh_cs, gates, *ifgo)
+    for h_prev, h, c_prev, c, tanh_c, a, i, f, g, o in per_step:  # ten numpy calls a step
+        h_prev.dot(w_t, out=hw)
+        a += hw
+        np.tanh(a, out=a)
+        a *= s
+        a += shift  # i, f, g, o of this step, in place
+        np.multiply(f, c_prev, out=c)
+        np.multiply(i, g, out=ig)
+        c += ig  # c' = f * c + i * g
+        np.tanh(c, out=tanh_c)
+        np.multiply(o, tanh_c, out=h)  # h' = o * tanh(c')
+    return hs, cs, gates, tanh_cs
+
+
+def lstm_backward(
+    dhs: np.ndarray,
+    dc_last: np.ndarray,
+    hs: np.ndarray,
+    cs: np.ndarray,
+    gates: np.ndarray,
+    tanh_cs: np.ndarray,
+    weight_hh: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of `lstm_forward`: dhs (T, B, H) reaches hs[1:], dc_last (B, H) reaches cs[-1].
+
+    The chain rule of one step, from its outputs back (dh, dc: the loss gradient at h', c'):
+
+        h' = o * tanh(c'):       do = dh * tanh(c');   dc += dh * o * (1 - tanh(c')^2)
+        c' = f * c + i * g:      di = dc * g;  df = dc * c;  dg = dc * i;  dcnext = dc * f
+        the nonlinearities:      da_i = di * i (1 - i), ... , da_g = dg * (1 - g^2)
+        a = xw + h @ W_hh.T:     dxw = da;  dhnext = da @ W_hh;  dW_hh += da.T @ h
+
+    Every factor that does not depend on the gradient is computed for all steps before the
+    loop. Returns dxw (T, B, 4H), dweight_hh (4H, H), dh0 (B, H), dc0 (B, H).
+    """
+    steps, batch, hidden = tanh_cs.shape
+    i, f, g, o = (gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    dc_dh = np.multiply(tanh_cs, tanh_cs)
+    np.subtract(1, dc_dh, out=dc_dh)
+    dc_dh *= o  # dc' += dh * o * (1 - tanh(c')^2)
+    # da = local * (dc, dc, dc, dh): the gates' pre-activation gradients per unit of dc or dh
+    local = np.subtract(1, gates)
+    local *= gates  # sigmoid's derivative s (1 - s) (the g block is replaced below)
+    local[..., :hidden] *= g
+    local[..., hidden : 2 * hidden] *= cs[:-1]
+    local_g = local[..., 2 * hidden : 3 * hidden]
+    np.multiply(g, g, out=local_g)
+    np.subtract(1, local_g, out=local_g)
+    local_g *= i
+    local[..., 3 * hidden :] *= tanh_cs
+    local4 = local.reshape(steps, batch, 4, hidden)
+    da = np.empty_like(gates)
+    da4 = da.reshape(steps, batch, 4, hidden)
+    dh, dhnext = np.zeros((2, batch, hidden), hs.dtype)
+    dc3 = np.empty((batch, 1, hidden), hs.dtype)  # dc as (B, 1, H): broadcasts over i, f, g
+    dc, dcnext = dc3[:, 0], np.array(dc_last, hs.dtype)
+    back = zip(dhs, dc_dh, local4[:, :, :3], local4[:, :, 3], da4[:, :, :3], da4[:, :, 3], da, f)
+    for dh_out, dc_dh_t, local_ifg, local_o, da_ifg, da_o, da_t, f_t in reversed(list(back)):
+        np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
+        np.multiply(dh, dc_dh_t, out=dc)
+        dc += dcnext
+        np.multiply(local_ifg, dc3, out=da_ifg)  # da_i, da_f, da_g
+        np.multiply(local_o, dh, out=da_o)
+        np.multiply(dc, f_t, out=dcnext)
+        da_t.dot(weight_hh, out=dhnext)
+    dweight_hh = da.reshape(-1, 4 * hidden).T.dot(hs[:-1].reshape(-1, hidden))  # sum_t da h^T
+    return da, dweight_hh, dhnext, dcnext
+
+
+def gru_forward(
+    xw: np.ndarray, weight_hh: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The GRU over a sequence: for t = 0..T-1, with b = h @ weight_hh.T + bias_hh,
+
+        r = sigmoid(xw_r + b_r);  z = sigmoid(xw_z + b_z);  n = tanh(xw_n + r * b_n)
+        h' = (1 - z) * n + z * h                                          (blocks of H)
+
+    xw (T, B, 3H): x @ weight_ih.T + bias_ih (bias_hh stays apart: r gates b_n);
+    weight_hh (3H, H); bias_hh (3H,); h0 (B, H). Returns hs (T+1, B, H) (hs[0] = h0), the
+    activated gates r, z, n (T, B, 3H) and hw (T, B, 3H), every step's b (its r and z blocks
+    halved by the sigmoid trick; backward uses only the n block, b_n).
+    """
+    steps, (batch, hidden) = xw.shape[0], h0.shape
+    dtype = np.result_type(xw, weight_hh, bias_hh, h0)
+    hs = np.empty((steps + 1, batch, hidden), dtype)
+    hs[0] = h0
+    s = _gate_scale([0.5, 0.5, 1.0], hidden, dtype)  # r, z: sigmoid through tanh; n apart
+    w_t, bias = np.multiply(weight_hh.T, s, order="C"), bias_hh * s
+    xw_rz = np.multiply(xw[..., : 2 * hidden], 0.5, dtype=dtype)
+    gates, hw = np.empty((2, steps, batch, 3 * hidden), dtype)
+    rz, n = gates[..., : 2 * hidden], gates[..., 2 * hidden :]
+    r, z = gates[..., :hidden], gates[..., hidden : 2 * hidden]
+    hw_rz, hw_n = hw[..., : 2 * hidden], hw[..., 2 * hidden :]
+    per_step = zip(hs, hs[1:], hw, xw_rz, xw[..., 2 * hidden :], rz, n, r, z, hw_rz, hw_n)
+    for h_prev, h, b, x_rz, x_n, rz_t, n_t, r_t, z_t, b_rz, b_n in per_step:  # twelve calls a step
+        h_prev.dot(w_t, out=b)
+        b += bias
+        np.add(x_rz, b_rz, out=rz_t)
+        np.tanh(rz_t, out=rz_t)
+        rz_t *= 0.5
+        rz_t += 0.5  # r, z
+        np.multiply(r_t, b_n, out=n_t)
+        n_t += x_n
+        np.tanh(n_t, out=n_t)  # n = tanh(xw_n + r * b_n)
+        np.subtract(h_prev, n_t, out=h)
+        h *= z_t
+        h += n_t  # h' = n + z * (h - n)
+    return hs, gates, hw
+
+
+def gru_backward(
+    dhs: np.ndarray, hs: np.ndarray, gates: np.ndarray, hw: np.ndarray, weight_hh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of `gru_forward`, given dhs (T, B, H), the loss gradient reaching hs[1:].
+
+    The chain rule of one step, from its output back (dh: the loss gradient at h'):
+
+        h' = n + z * (h - n):         dn = dh * (1 - z);  dz = dh * (h - n);  dhnext = dh * z
+        n = tanh(xw_n + r * b_n):     da_n = dn * (1 - n^2);  dr = da_n * b_n;  db_n = da_n * r
+        r, z = sigmoid(.):            da_r = dr * r (1 - r);  da_z = dz * z (1 - z)
+        b = h @ W_hh.T + bias_hh:     db = (da_r, da_z, db_n);  dhnext += db @ W_hh
+
+    Returns dxw (T, B, 3H) = (da_r, da_z, da_n), dweight_hh (3H, H), dbias_hh (3H,), dh0 (B, H).
+    """
+    steps, batch, hidden = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    r, z, n = (gates[..., k * hidden : (k + 1) * hidden] for k in range(3))
+    # the factors that do not depend on the gradient, for all steps before the loop
+    dz_dh = np.subtract(hs[:-1], n)
+    dz_dh *= z
+    dz_dh *= 1 - z  # da_z = dh * (h - n) * z (1 - z)
+    dn_dh = np.multiply(n, n)
+    np.subtract(1, dn_dh, out=dn_dh)
+    dn_dh *= 1 - z  # da_n = dh * (1 - z) * (1 - n^2)
+    by_dn = np.empty((steps, batch, 2, hidden), hs.dtype)  # da_r and db_n per unit of da_n
+    np.multiply(hw[..., 2 * hidden :], r, out=by_dn[:, :, 0])
+    by_dn[:, :, 0] *= 1 - r  # da_r = da_n * b_n * r (1 - r)
+    by_dn[:, :, 1] = r  # db_n = da_n * r
+    db = np.empty_like(gates)  # (da_r, da_z, db_n) of every step
+    db3 = db.reshape(steps, batch, 3, hidden)
+    dxw = np.empty_like(gates)  # (da_r, da_z, da_n); da_r and da_z are copied from db at the end
+    da_n = dxw.reshape(steps, batch, 3, hidden)[:, :, 2:]  # (B, 1, H) a step: broadcasts on by_dn
+    dhnext, dh = np.zeros((2, batch, hidden), hs.dtype)
+    back = zip(dhs, dz_dh, dn_dh, by_dn, db, db3, da_n, z)
+    for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in reversed(list(back)):
+        np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
+        np.multiply(dh, dz_dh_t, out=db3_t[:, 1])  # da_z
+        np.multiply(dh, dn_dh_t, out=da_n_t[:, 0])
+        np.multiply(by_dn_t, da_n_t, out=db3_t[:, ::2])  # da_r and db_n: blocks 0 and 2 of db
+        db_t.dot(weight_hh, out=dhnext)
+        dh *= z_t
+        dhnext += dh
+    db_all = db.reshape(-1, 3 * hidden)
+    dweight_hh = db_all.T.dot(hs[:-1].reshape(-1, hidden))  # sum_t db h^T, one matmul
+    dxw[..., : 2 * hidden] = db[..., : 2 * hidden]
+    return dxw, dweight_hh, db_all.sum(axis=0), dhnext
