@@ -280,6 +280,7 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: Adagrad(P, lr_decay=-0.1), "lr_decay=-0.1"),
     (lambda: Adagrad(P, weight_decay=-0.1), "weight_decay"),
     (lambda: Adam([{"params": P, "lr": -1.0}]), "Adam: param group 0: invalid lr=-1.0"),
+    (lambda: Adam([{"params": P, "lr": 1.0}], lr=-1.0), "Adam: invalid lr=-1.0"),  # the defaults too
     (
         lambda: SGD([{"params": P, "momentum": 0.0, "nesterov": True}], momentum=0.9),
         "param group 0: invalid nesterov",
@@ -645,3 +646,41 @@ def test_clipping_accepts_a_single_tensor() -> None:
     assert clip_grad_norm_(q, 1.0) == 0.0  # no gradient: nothing to clip
     clip_grad_value_(q, 1.0)
     assert q.grad is None
+
+
+# --- a user's own rule: the same API the built-in rules use -----------------------------------
+class SignMomentum(Optimizer):
+    """b = beta b + g;  p -= lr sign(b)."""
+
+    def __init__(self, params: Any, lr: float = 0.01, beta: float = 0.9, mode: str = "sign") -> None:
+        super().__init__(params, dict(lr=lr, beta=beta, mode=mode))
+
+    def check(self, group: dict[str, Any], who: str) -> None:
+        if not 0 <= group["beta"] < 1:
+            raise ValueError(f"{who}: invalid beta={group['beta']!r}, must be in [0, 1)")
+
+    def init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"buf": np.zeros_like(p.data)}
+
+    def update(self, p: Tensor, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["buf"] = group["beta"] * state["buf"] + g
+        p.data -= group["lr"] * np.sign(state["buf"])
+
+
+def test_a_users_rule_gets_groups_checks_and_state_dicts(tmp_path: Path) -> None:
+    params = leaves(P0)
+    opt = SignMomentum([{"params": params[:1], "beta": 0.5}, {"params": params[1:]}], lr=0.1)
+    assert [g["beta"] for g in opt.param_groups] == [0.5, 0.9] and opt.param_groups[1]["mode"] == "sign"
+    with pytest.raises(ValueError, match="param group 0: invalid beta=1.5"):
+        SignMomentum([{"params": leaves(P0), "beta": 1.5}])
+    run(opt, params, steps=3)
+    np.savez(tmp_path / "o.npz", **to_arrays(opt.state_dict()))
+    resumed = leaves([p.data for p in params])
+    opt2 = SignMomentum([{"params": resumed[:1]}, {"params": resumed[1:]}])  # same groups, as torch
+    with np.load(tmp_path / "o.npz", allow_pickle=False) as z:
+        opt2.load_state_dict(z)
+    assert repr(opt2) == repr(opt) and opt2.state[0]["step"] == 3
+    run(opt, params, steps=3)
+    run(opt2, resumed, steps=3)
+    for p, q in zip(params, resumed):
+        np.testing.assert_array_equal(p.data, q.data)

@@ -51,10 +51,13 @@ def param_list(params: Any, who: str) -> list[Tensor]:
 
 
 def _option(who: str, name: str, value: Any, default: Any) -> Any:
-    """`value` in the type of `default` (bool, tuple of floats or float); ValueError if it has none."""
+    """`value` in the type of `default` (bool, str, tuple of floats or float); else ValueError."""
     value = plain(value)
     if isinstance(default, bool):
         check(who, isinstance(value, bool), name, value, "True or False")
+        return value
+    if isinstance(default, str):
+        check(who, isinstance(value, str), name, value, "a string")
         return value
     if isinstance(default, tuple):
         ok = isinstance(value, (list, tuple)) and len(value) == len(default)
@@ -78,11 +81,10 @@ class Optimizer:
 
     def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
         who = type(self).__name__
-        kinds = inspect.signature(type(self).__init__).parameters  # the types of the options
-        self.defaults = {
-            k: _option(who, k, v, kinds[k].default if k in kinds else v) for k, v in defaults.items()
-        }
-        self.check(self.defaults, who)
+        signature = inspect.signature(type(self).__init__).parameters  # gives each option's type
+        kinds = {k: v.default for k, v in signature.items() if v.default is not inspect.Parameter.empty}
+        self.defaults = {k: _option(who, k, v, kinds.get(k, v)) for k, v in defaults.items()}
+        self._check_ranges(self.defaults, who)
         given = list(params) if not isinstance(params, Tensor) else params
         if isinstance(given, list) and given and all(isinstance(g, Mapping) for g in given):
             groups: list[Any] = given
@@ -138,11 +140,14 @@ class Optimizer:
         for k, v in group.items():
             if k not in out and k != "params":
                 out[k] = _extra(who, k, v)
-        for k in NONNEGATIVE:
-            if k in out:
-                check(who, out[k] >= 0, k, out[k], ">= 0")
-        self.check(out, who)
+        self._check_ranges(out, who)
         return out
+
+    def _check_ranges(self, options: Group, who: str) -> None:
+        for k in NONNEGATIVE:
+            if k in options:
+                check(who, options[k] >= 0, k, options[k], ">= 0")
+        self.check(options, who)
 
     # --- steps -----------------------------------------------------------------------
     def _work(self) -> list[tuple[Tensor, np.ndarray, State, Group]]:
