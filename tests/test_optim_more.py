@@ -6,6 +6,7 @@ formula (so the suite holds without torch) and against torch.optim step by step 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -401,6 +402,23 @@ def test_schedule_state_goes_through_an_npz_and_continues(tmp_path: Path, name: 
     for want in more:
         sched2.step()
         assert sched2.get_last_lr() == want  # bit for bit
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedule_state_goes_through_json_exactly(name: str) -> None:
+    # a checkpoint may keep it among its JSON values (numbers, lists, strings)
+    make = SCHEDULES[name][0]
+    opt, opt2 = two_groups(), two_groups()
+    sched = make(opt)
+    for _ in range(4):
+        sched.step()
+    sched2 = make(opt2)
+    opt2.load_state_dict(opt.state_dict())  # the chained schedules go on from the groups' lr
+    sched2.load_state_dict(json.loads(json.dumps(sched.state_dict())))
+    for _ in range(12):
+        sched.step()
+        sched2.step()
+        assert sched2.get_last_lr() == sched.get_last_lr()
 
 
 def test_lambda_lr_state_holds_no_function() -> None:
