@@ -119,6 +119,15 @@ def _copy_into_torch(torch: Any, theirs: Any, sd: dict[str, np.ndarray]) -> dict
     return names
 
 
+def _projected(out: Any, parts: list[Any], r_out: Any, *r_s: Any) -> Any:
+    """sum(out * r_out) + sum(part * r) over the state's parts: every output reaches the loss
+    (ours or torch's tensors alike)."""
+    loss = (out * r_out).sum()
+    for part, r in zip(parts, r_s):
+        loss = loss + (part * r).sum()
+    return loss
+
+
 options = st.fixed_dictionaries(
     {
         "cell": st.sampled_from(["rnn", "lstm", "gru"]),
@@ -163,18 +172,11 @@ def test_every_option_matches_torch(torch: Any, o: dict[str, Any]) -> None:
     x, s0 = Tensor(x_np, requires_grad=True), [Tensor(_ours(a, n), requires_grad=True) for a in s0_np]
     out, s = m(x, _state_arg(s0))
     s_parts = list(s) if isinstance(s, tuple) else [s]
-    loss = (out * r_out).sum()
-    for part, r in zip(s_parts, r_s):
-        loss = loss + (part * _ours(r, n)).sum()
-    loss.backward()
-
+    _projected(out, s_parts, r_out, *[_ours(r, n) for r in r_s]).backward()
     tx, ts0 = torch.tensor(x_np, requires_grad=True), [torch.tensor(a, requires_grad=True) for a in s0_np]
     tout, ts = theirs(tx, _state_arg(ts0))
     ts_parts = list(ts) if isinstance(ts, tuple) else [ts]
-    tloss = (tout * torch.from_numpy(r_out)).sum()
-    for part, r in zip(ts_parts, r_s):
-        tloss = tloss + (part * torch.from_numpy(r)).sum()
-    tloss.backward()
+    _projected(tout, ts_parts, *[torch.from_numpy(r) for r in (r_out, *r_s)]).backward()
 
     np.testing.assert_allclose(out.data, tout.detach().numpy(), **TOL)
     for part, tpart in zip(s_parts, ts_parts):
