@@ -315,7 +315,9 @@ def _fused_rnn(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tens
 
 
 # The ops of `tinygrad_rnn.fused` that run a cell's whole recurrence as one node:
-# (xw (T, B, gates*H), first state, weight_hh, bias_hh) -> (all h (T, B, H), last state).
+# (xw = x @ weight_ih.T + bias_ih (T, B, gates*H), first state, weight_hh, bias_hh or None)
+# -> (all h (T, B, H), last state). A cell listed here is accepted with fused=True by RNN
+# and CharRNN; `_recurrence` handles the reversed direction around it.
 FUSED: dict[type[_Cell], Callable[[Tensor, Any, Tensor, Optional[Tensor]], tuple[Tensor, Any]]] = {
     RNNCell: _fused_rnn,
 }
