@@ -13,13 +13,15 @@ from typing import Any, Optional
 import numpy as np
 
 from tinygrad_rnn.fused import CharRNNLoss
-from tinygrad_rnn.layers.basic import Embedding, Linear, _linear
+from tinygrad_rnn.layers.basic import Dropout, Embedding, Linear, _linear
 from tinygrad_rnn.layers.cells import (
     CELLS,
     RNN,
     RNNCell,
     StateLike,
     _cell_class,
+    _check_dropout,
+    _check_fused,
     _detach,
     _from_parts,
     _parts,
@@ -61,7 +63,8 @@ class _StackBody:
     @staticmethod
     def add_params(m: CharRNN, g: np.random.Generator, dtype: DType) -> None:
         h = m.hidden_size
-        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dtype=dtype, rng=g)
+        between = m.dropout if m.num_layers > 1 else 0.0  # dropout between the stacked layers
+        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dropout=between, dtype=dtype, rng=g)
 
     @staticmethod
     def hidden(m: CharRNN, x: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -79,13 +82,19 @@ class CharRNN(Module):
     nn.LSTM/GRU/RNN(H, H, num_layers) -> nn.Linear(H, V): embed.weight, rnn.<PyTorch's
     names> (rnn.weight_ih_l0, ...; see `RNN`), head.weight, head.bias. The state is then
     `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
-    fused=True: the seed's model runs its whole loss as one op, a plain-rnn stack each
+    fused=True: the seed's model runs its whole loss as one op (with dropout > 0 only its
+    recurrence, the dropout and the head being ops of their own), a plain-rnn stack each
     layer's recurrence; for "lstm" and "gru" it is a ValueError.
+    dropout=p: inverted dropout between the stacked layers (`RNN`'s) and on the top layer's
+    outputs before the output layer (a `Dropout` module `drop`), in training mode only;
+    masks come from the Generator that drew the weights (set each Dropout's `rng` to hand
+    another). dropout=0 adds nothing: the model computes exactly what it did without it.
     """
 
     weight_hh: Parameter  # the seed's body
     bias_h: Parameter
     rnn: RNN  # a stack's body
+    drop: Dropout  # with dropout > 0
 
     def __init__(
         self,
@@ -95,22 +104,25 @@ class CharRNN(Module):
         *,
         cell: str = "rnn",
         num_layers: int = 1,
+        dropout: float = 0.0,
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
         cell_class = _cell_class(cell, "CharRNN")
         _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
-        if fused and cell_class is not RNNCell:
-            raise ValueError(f"CharRNN: fused=True is only for cell='rnn', not {cell!r}")
+        if fused:
+            _check_fused(cell_class, "CharRNN")
         g = _generator(rng)
         self.vocab_size, self.hidden_size, self.fused = vocab_size, hidden_size, fused
-        self.cell, self.num_layers = cell, num_layers
+        self.cell, self.num_layers, self.dropout = cell, num_layers, _check_dropout(dropout, "CharRNN")
         self._body = _SeedBody if cell == "rnn" and num_layers == 1 else _StackBody  # the one choice
-        self._loss_is_one_op = fused and self._body.has_seed_arrays
+        self._loss_is_one_op = fused and self._body.has_seed_arrays and self.dropout == 0
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
         self._body.add_params(self, g, dtype)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
+        if self.dropout > 0:
+            self.drop = Dropout(self.dropout, rng=g)
 
     # --- the state -------------------------------------------------------------------------
     def state_shape(self, batch: int) -> tuple[int, ...]:
@@ -152,7 +164,13 @@ class CharRNN(Module):
     def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
         hs, h = self.hidden_states(inputs, h0)
-        return _linear(hs, self.head.weight, self.head.bias), h
+        return self._logits(hs), h
+
+    def _logits(self, hs: Tensor) -> Tensor:
+        """hidden states (..., H) -> logits (..., V), through the dropout (training mode) if any."""
+        if self.dropout > 0:
+            hs = self.drop(hs)
+        return _linear(hs, self.head.weight, self.head.bias)
 
     def loss(
         self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[StateLike] = None
@@ -166,7 +184,7 @@ class CharRNN(Module):
         if self._loss_is_one_op:
             return self._fused_loss(ids, tgt, h0_t)
         hs, h = self._body.hidden(self, self.embed.weight[ids], h0_t)
-        logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
+        logits = self._logits(hs.reshape(-1, self.hidden_size))
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         batch = ids.shape[1]
         return (loss if batch == 1 else loss / batch), _detach(h)
@@ -201,8 +219,20 @@ class CharRNN(Module):
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
         temperature scales the logits (0: always the most likely id); rng is a Generator
-        or an int seed.
+        or an int seed. Runs in eval mode (no dropout, no draw from its Generator), then
+        puts every module's mode back.
         """
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            return self._sample(prime_ids, n, temperature, rng, h0)
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def _sample(
+        self, prime_ids: ArrayLike, n: int, temperature: float, rng: RNG, h0: Optional[StateLike]
+    ) -> list[int]:
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
         if ids.size == 0:
