@@ -140,9 +140,10 @@ print(tape)
         "md",
         """
 `gradcheck` compares the backward with finite differences: it nudges each input element by
-a tiny `eps` both ways and measures how the output moves, $(f(x + \\epsilon) - f(x - \\epsilon))
-/ 2\\epsilon$, in float64. It returns `True`, or raises `GradcheckError` naming the input and the
-element that disagree. A slip in a derivative, here the missing square, is caught at once.
+a tiny $\\epsilon$ both ways and measures how the output moves,
+$(f(x + \\epsilon) - f(x - \\epsilon)) / 2\\epsilon$, in float64. It returns `True`, or raises
+`GradcheckError` naming the input and the element that disagree. A slip in a derivative, here
+the missing square, is caught at once.
 """,
     ),
     (
@@ -331,9 +332,10 @@ print(format_table(table))
         "code",
         """
 fig, ax = plt.subplots(figsize=(7, 4))
+trained = f"after {table.train_steps} steps"
 for i, cell in enumerate(table.cells):
     ax.semilogy(table.norms[cell, "init"], "--", color=f"C{i}", label=f"{cell}, at initialisation")
-    ax.semilogy(table.norms[cell, "trained"], "-", color=f"C{i}", label=f"{cell}, after 150 steps")
+    ax.semilogy(table.norms[cell, "trained"], "-", color=f"C{i}", label=f"{cell}, {trained}")
 ax.set_xlabel("distance d into the past (steps)")
 ax.set_ylabel("gradient norm (log scale)")
 ax.set_title("How much the last step's loss feels the hidden state d steps back")
@@ -347,13 +349,14 @@ plt.show()
         """
 At initialisation every step back through the plain RNN multiplies the gradient by
 $W_{hh}^\\top \\mathrm{diag}(1 - h^2)$, a matrix with small entries, so the gradient falls
-geometrically (the dashed straight line on the log scale): the loss barely feels what happened
-a few steps ago, and training cannot learn to use it. The LSTM passes its cell state on as a
-sum, $c_t = f \\odot c_{t-1} + i \\odot g$, and the GRU as $h_t = z \\odot h_{t-1} + (1 - z)
-\\odot n$: where the gates $f$ and $z$ are near 1, the gradient goes back almost unchanged.
-That gated path is why LSTMs and GRUs exist. Training changes the picture: the RNN's weights
-grow and its gradient reaches further back. The README's section "Gradients through time"
-shows the full run.
+geometrically (the dashed straight line on the log scale): what happened a few steps ago
+barely moves the loss, so there is almost no signal to learn to remember it. The LSTM passes
+its cell state on as a sum, $c_t = f \\odot c_{t-1} + i \\odot g$, and the GRU its state as
+$h_t = z \\odot h_{t-1} + (1 - z) \\odot n$: where the gates $f$ and $z$ are near 1 the gradient
+goes back almost unchanged. At initialisation they are about 1/2, so those lines fall too, but
+far more slowly; training can open them. That gated path is why LSTMs and GRUs exist.
+Training changes the RNN as well: its weights grow and its gradient reaches further back. The
+README's section "Gradients through time" shows the full run.
 """,
     ),
 ]
@@ -391,10 +394,26 @@ def execute(nb: Any, budget: float = BUDGET) -> Any:
     return client.execute()
 
 
+def coalesce_streams(nb: Any) -> Any:
+    """Join each cell's consecutive stdout (stderr) pieces into one output, as Jupyter shows
+    them: how a kernel splits a stream depends on timing, which would make every rebuild differ."""
+    for cell in nb.cells:
+        joined: list[Any] = []
+        for out in cell.get("outputs", []):
+            last = joined[-1] if joined else None
+            if last is not None and out.output_type == last.output_type == "stream" and out.name == last.name:
+                last.text += out.text
+            else:
+                joined.append(out)
+        if cell.cell_type == "code":
+            cell.outputs = joined
+    return nb
+
+
 def main() -> None:
     import nbformat
 
-    nb = execute(build())
+    nb = coalesce_streams(execute(build()))
     nbformat.validate(nb)
     nbformat.write(nb, str(NOTEBOOK))
     print("wrote", NOTEBOOK.relative_to(ROOT), file=sys.stderr)
