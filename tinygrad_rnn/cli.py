@@ -8,7 +8,7 @@
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
-This file parses options, prints and runs the loop; the training program is `train.py`
+This file parses options and prints; the loop is `run.py`, the training program `train.py`
 (TrainConfig, Trainer), the gradient reports `reports.py`, the benchmarks `benchmarks/`.
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
@@ -19,19 +19,13 @@ and leaves the last good checkpoint in place.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import importlib
 import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import IO, Any, NoReturn, Optional, Sequence
-
-import numpy as np
-from tqdm import tqdm
+from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn import gradflow
@@ -39,6 +33,7 @@ from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
+from tinygrad_rnn.run import Row, RunOptions, run
 from tinygrad_rnn.train import (
     DEFAULT_OUT,
     DTYPES,
@@ -52,7 +47,6 @@ from tinygrad_rnn.train import (
 )
 
 PROG = "tinygrad-rnn"
-SAMPLE_CHARS = 150  # the seed's progress samples
 RECITAL_CHARS = 200  # the seed's final generation
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
 
@@ -247,7 +241,7 @@ def _require_matplotlib() -> None:
         ) from None
 
 
-def _plot(path: str, rows: list[tuple[int, float, float, float]]) -> None:
+def _plot(path: str, rows: list[Row]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -304,50 +298,13 @@ def _header(trainer: Trainer, resumed: bool) -> str:
     )
 
 
-def _open_log(path: str, resumed: bool) -> tuple[IO[str], Any]:
-    """The CSV log and its writer; a resumed run appends to a log that has rows."""
-    append = resumed and os.path.exists(path) and os.path.getsize(path) > 0
-    log = open(path, "a" if append else "w", newline="", encoding="utf-8")
-    writer = csv.writer(log)
-    if not append:
-        writer.writerow(["step", "loss", "smooth_loss", "seconds"])
-    return log, writer
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     trainer, resumed = _start(args)
     print(_header(trainer, resumed))
-    trainer.save()  # a good checkpoint exists from the start (and the output path works)
-    log, writer = _open_log(args.log, resumed) if args.log else (None, None)
-    rows: list[tuple[int, float, float, float]] = []
-    start = time.perf_counter() - trainer.seconds
-    bar = tqdm(total=args.steps, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
+    rows: list[Row] = []
+    opts = RunOptions(args.steps, args.sample_every, args.log, resumed)
     try:
-        with contextlib.ExitStack() as stack:
-            # overflow is detected and reported below (loss and parameters), not warned about
-            stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-            if log is not None:
-                stack.enter_context(log)
-            stack.enter_context(bar)
-            for i in range(args.steps):
-                loss = trainer.step()
-                step, smooth = trainer.steps_done - 1, trainer.smooth
-                trainer.seconds = time.perf_counter() - start
-                rows.append((step, loss, smooth, trainer.seconds))
-                if writer is not None:
-                    writer.writerow([step, repr(loss), repr(smooth), f"{trainer.seconds:.3f}"])
-                if args.sample_every and step % args.sample_every == 0:
-                    trainer.check_finite()
-                    # like the seed: primed with the chunk's first input, from a zero state
-                    text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
-                    bar.write(f"--- step {step}, loss {loss:.4f}, smoothed {smooth:.4f}\n{text}")
-                    trainer.save()
-                    if log is not None:
-                        log.flush()
-                bar.update(1)
-                if step % 10 == 0 or i == args.steps - 1:
-                    bar.set_postfix_str(f"loss {smooth:.4f}", refresh=False)
-            trainer.save()
+        run(trainer, opts, rows)
     finally:
         if args.plot and rows:
             _plot(args.plot, rows)
