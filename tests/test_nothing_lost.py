@@ -20,6 +20,7 @@ from test_cli import cli  # the same runner (timeout 300 s)
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn.checkpoint import load
+from tinygrad_rnn.guard import StopSignals
 
 SMALL = ("--hidden", "16", "--seq-len", "10")  # fast steps
 TIMEOUT = 120
@@ -265,3 +266,21 @@ def test_a_checkpoint_without_a_text_digest_gives_no_false_note(tmp_path) -> Non
     r = cli("train", "--resume", "d.npz", "--steps", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "differs" not in r.stderr and "does not record which text" in r.stderr
+
+
+def test_an_empty_model_path_is_refused(tmp_path) -> None:
+    refused(cli("sample", "--model", "", cwd=tmp_path), "--model must not be empty")
+
+
+def test_signals_are_caught_only_inside_the_block() -> None:
+    before = {s: signal.getsignal(s) for s in StopSignals.SIGNALS}
+    with StopSignals() as stop:
+        assert all(signal.getsignal(s) != before[s] for s in StopSignals.SIGNALS)
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: stop.received is not None, "the handler")
+        assert stop.received == signal.SIGTERM
+        assert {s: signal.getsignal(s) for s in StopSignals.SIGNALS} == before  # a second one acts
+    assert {s: signal.getsignal(s) for s in StopSignals.SIGNALS} == before
+    with StopSignals():
+        pass
+    assert {s: signal.getsignal(s) for s in StopSignals.SIGNALS} == before

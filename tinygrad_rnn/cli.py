@@ -321,6 +321,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
+    if not args.model:
+        raise UsageError("--model must not be empty (an unset shell variable?)")
     ck = ckpt_io.load(args.model)
     model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
     load_params(model, ck, args.model)
