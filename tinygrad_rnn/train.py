@@ -277,10 +277,7 @@ class Trainer:
         loss, h = self.model.loss(chunk.inputs, chunk.targets, self.hidden)
         value = float(loss.item())
         if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"the loss became {value} at step {self.steps_done}; training stopped "
-                f"(the last good checkpoint is {self.out}; try a smaller --lr)"
-            )
+            raise TrainingDiverged(f"the loss became {value} at step {self.steps_done}; training stopped")
         self.opt.zero_grad()
         loss.backward()
         if self.config.clip > 0:
@@ -320,8 +317,7 @@ class Trainer:
         for name, p in self.model.named_parameters():
             if not np.isfinite(p.data).all():
                 raise TrainingDiverged(
-                    f"parameter {name} became NaN or infinite at step {self.steps_done - 1}; training "
-                    f"stopped (the last good checkpoint is {self.out}; try a smaller --lr)"
+                    f"parameter {name} became NaN or infinite at step {self.steps_done - 1}; training stopped"
                 )
 
     def save(self) -> None:
