@@ -18,13 +18,15 @@ opened with `with` keeps every node made inside it, for `tape.gradient`, `print`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
+import threading
 import weakref
-from contextlib import ContextDecorator
 from itertools import repeat
 from operator import attrgetter, is_not
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from tinygrad_rnn.tensor import Function, Tensor
 
 Edge = Union["Node", "Output", "Tensor", None]
+F = TypeVar("F", bound=Callable[..., Any])
 
 _counter = itertools.count()  # numbers nodes and changes of memory, in one order
 _active_tapes: list[Tape] = []
@@ -58,28 +61,75 @@ def note_change(array: np.ndarray) -> None:
     _changed[key] = _last_change[0] = next(_counter)
 
 
-class _GradMode:
+class _GradMode(threading.local):
+    """Whether ops record, per thread (as in PyTorch): `no_grad` in one thread leaves others alone."""
+
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True unless inside `no_grad()`."""
-    return _GradMode.enabled
+    """True unless inside `no_grad()` (in this thread)."""
+    return _grad_mode.enabled
 
 
-class no_grad(ContextDecorator):
-    """Context manager and decorator: ops inside record nothing and hold no memory."""
+class no_grad:
+    """Context manager and decorator: ops inside record nothing and hold no memory.
+
+    As a decorator it also works on a generator function: grad is off inside the generator's
+    body, and the caller's mode is back between the values it yields (PyTorch's behaviour).
+    """
 
     def __init__(self) -> None:
-        self._prev: list[bool] = []  # a stack: a decorated function may call itself
+        self._prev: list[bool] = []  # a stack: one `no_grad()` object may be entered twice
 
     def __enter__(self) -> no_grad:
-        self._prev.append(_GradMode.enabled)
-        _GradMode.enabled = False
+        self._prev.append(_grad_mode.enabled)
+        _grad_mode.enabled = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev.pop()
+        _grad_mode.enabled = self._prev.pop()
+
+    def __call__(self, func: F) -> F:
+        if inspect.isgeneratorfunction(func):
+            return _no_grad_generator(func)  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():  # a new one per call: calls may overlap (recursion, threads)
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def _no_grad_generator(func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+    """`func`'s generators with grad off while their body runs, and only then."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        gen = func(*args, **kwargs)
+        sent: Any = None
+        thrown: Optional[BaseException] = None
+        while True:
+            try:
+                with no_grad():
+                    out = gen.throw(thrown) if thrown is not None else gen.send(sent)
+            except StopIteration as stop:
+                return stop.value
+            thrown = sent = None
+            try:
+                sent = yield out
+            except GeneratorExit:
+                with no_grad():
+                    gen.close()
+                raise
+            except BaseException as e:  # thrown in by the caller: pass it on to the body
+                thrown = e
+
+    return wrapper
 
 
 class Node:
@@ -316,13 +366,17 @@ class Tape:
 
     `tape.gradient(y, [a, b])` sweeps the record backwards and returns arrays without
     touching `.grad`; gradients flow only through ops recorded on this tape.
-    `len(tape)`, `print(tape)` and `tape.to_dot()` show what was recorded.
+    `len(tape)`, `print(tape)` and `tape.to_dot()` show what was recorded. A tape may be
+    entered again after it closed (it goes on recording); entering it while it records is
+    a RuntimeError, as it would record every op twice. Tapes record ops of every thread.
     """
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
 
     def __enter__(self) -> Tape:
+        if self in _active_tapes:  # it would record every op twice
+            raise RuntimeError("Tape: this tape is already recording; enter it once (nest another Tape)")
         _active_tapes.append(self)
         return self
 

@@ -61,7 +61,7 @@ class Function:
             t = x if isinstance(x, Tensor) else Tensor(x)
             arrays.append(t._data)
             edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
-        record = _tape._GradMode.enabled and edges.count(None) < len(edges)
+        record = _tape._grad_mode.enabled and edges.count(None) < len(edges)
         node = _tape.Node(cls, tuple(edges) if record else (None,) * len(edges))  # the forward's ctx
         try:
             out = cls.forward(node, *arrays, **options)
@@ -105,11 +105,15 @@ def _float_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor:
     """An n-d numpy array with an optional gradient and the node of the op that made it.
 
-    `data` is shared with the array passed in when no conversion is needed. Assigning to
-    `data` (including `t.data -= step`, which Python turns into an assignment) dates a change
-    of its memory, which lets backward refuse ops that saved it earlier (views and tensors
-    over the same memory included); a write through the array itself (`t.data[i] = v`) is
-    not seen.
+    `data` is shared with the array passed in when no conversion is needed.
+
+    In-place changes and backward: `t.data -= step` (Python runs `t.data = t.data.__isub__(step)`,
+    an assignment of the same, changed array) dates a change of that memory, and backward
+    refuses an op that saved it earlier (through any view or tensor over the same memory).
+    The rule: assigning `data` notes a change of the old array's memory when the new value
+    is that array or shares memory with it; a fresh array (`t.data = np.zeros(3)`,
+    `t.data = t.data - step`) leaves the saved memory as it was, so backward runs, with the
+    values the forward saw. A write through the array itself (`t.data[i] = v`) is not seen.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_node")
@@ -139,7 +143,9 @@ class Tensor:
         value = np.asarray(value)
         if self.requires_grad and value.dtype.kind != "f":
             raise TypeError(f"data: a tensor that requires grad needs float data, not {value.dtype}")
-        _tape.note_change(self._data)  # nodes that saved this memory can no longer backward
+        old = self._data
+        if value is old or np.may_share_memory(value, old):  # `t.data -= step`: memory changed
+            _tape.note_change(old)  # so nodes that saved it can no longer backward
         self._data = value
 
     @property
