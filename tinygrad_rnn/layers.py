@@ -576,10 +576,9 @@ class CharRNN(Module):
         batch = ids.shape[1]
         h0_t = self._h0(h0, batch)
         if self.fused and self.rnn is None:
-            h_out = np.empty(h0_t.shape, h0_t.dtype)
             params = (self.embed.weight, self.weight_hh, self.bias_h, self.head.weight, self._head_bias)
-            loss = CharRNNLoss.apply(*params, h0_t, inputs=ids, targets=tgt, h_out=h_out)
-            return loss, Tensor(h_out)
+            loss, h = CharRNNLoss.apply(*params, h0_t, inputs=ids, targets=tgt)
+            return loss, h.detach()
         hs, h = self._hidden(ids, h0_t)
         logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
