@@ -1,19 +1,25 @@
 """The tape: a record of ops in execution order, and backward as a reverse sweep of it.
 
-Every op applied to a tensor that requires grad leaves a `Node` here. A node is also the
-op's context: it keeps what the forward saved, and one *edge* per input: the input's own
-node (an intermediate result), the input tensor itself (a leaf that wants `.grad`), or None
-(a constant). Nodes never hold their outputs, so an intermediate array lives only as long
-as the user or a saved array holds it.
+Six ideas, in the order they are needed before backward makes sense:
 
-An op with several outputs (`unbind`) is one node too; each of its output tensors points
-to an `Output` of it, and its backward gets one gradient per output.
+1. Tensor: a numpy array, with `.grad` and the node that made it (`tensor.py`).
+2. Function: an op's `forward` (arrays in, array out) and `backward` (the output's
+   gradient in, one gradient per input out) (`tensor.py`).
+3. Node: the record of one applied op, which is also its `ctx`: what forward saved, and one
+   edge per input: the input's own node, the input tensor itself (a leaf that wants
+   `.grad`) or None (a constant). Nodes never hold their outputs.
+4. Execution order: nodes are numbered as they are made, so sorting by number replays the
+   forward; a `Tape` opened with `with` keeps every node made inside it.
+5. The reverse sweep: from the output, newest node first, call each node's backward with
+   its output's gradient and collect what it returns per input (per edge).
+6. Combine: an input's contributions become one array of its shape and dtype, summed,
+   broadcasting reduced (`grads.combine`, `grads.unbroadcast`).
 
-Nodes are numbered as they are made, so sorting by that number gives execution order.
-The same clock dates changes: assigning a tensor's `.data` notes the number at which its
-memory changed, and backward refuses a node whose saved arrays changed after it was made.
-`loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
-opened with `with` keeps every node made inside it, for `tape.gradient`, `print` and DOT.
+Details that come after: an op with several outputs (`unbind`) is one node whose output
+tensors each point to an `Output` of it; its backward gets one gradient per output. The
+numbering clock also dates changes of memory: assigning a tensor's `.data` in place notes
+it, and backward refuses a node whose saved arrays changed after it was made. Grad mode
+(`no_grad`) is per thread.
 """
 
 from __future__ import annotations

@@ -1,13 +1,23 @@
 """`Tensor`, a numpy array that remembers how it was made, and `Function`, the op plug-in API.
 
-Every op, built in or a user's own, is a `Function` subclass with two static methods over
-numpy arrays: `forward(ctx, *arrays, **options) -> array` and `backward(ctx, grad) ->
-one gradient per array input (None where not needed)`. `Op.apply(*tensors, **options)`
-runs the forward and, when some input requires grad, records a node on the tape. A forward
-may return a tuple of arrays (an op with several outputs, like `unbind`); its backward
-then takes one gradient per output. A backward may hand a gradient over in a cheaper form
-the tape understands: `IndexedGrad` (zero but at an index, what `x[i]` gets) or
-`ProductGrad` (a matrix product kept as its factors, what a matmul's weight gets).
+An op is a `Function` subclass with two static methods over plain numpy arrays:
+
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, x):              # arrays in, an array out
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):          # d(loss)/d(output) in, one gradient per input out
+            (x,) = ctx.saved_tensors
+            return 3 * x ** 2 * grad
+
+`Cube.apply(t)` runs the forward on the tensors' arrays and, when an input requires grad,
+records the op on the tape so that backward can call `backward` later. Built-in ops
+(`tinygrad_rnn.ops`) are written exactly this way. A forward may return a tuple of arrays
+(an op with several outputs); its backward then gets one gradient per output. A backward
+may also return a cheaper gradient form instead of an array: optional, see `grads`.
 """
 
 from __future__ import annotations
@@ -30,6 +40,10 @@ Context: TypeAlias = _tape.Node
 class Function:
     """Base of every op. Subclass it, write `forward` and `backward`, call `apply`.
 
+    `forward(ctx, *arrays, **options)` returns the output array; `backward(ctx, grad)`
+    returns the gradient of each array input (the same shape, or one that broadcasts to it;
+    None where an input needs none), given `grad`, the gradient of the output. `ctx` carries
+    what forward saved (`ctx.save_for_backward(...)`, `ctx.saved_tensors`, any attribute).
     `name` is how the op appears in `print(tape)`; it defaults to the class name.
     """
 
