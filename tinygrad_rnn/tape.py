@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence, 
 import numpy as np
 
 from tinygrad_rnn import grads
+from tinygrad_rnn.grads import Contributions
 from tinygrad_rnn.grads import IndexedGrad as IndexedGrad  # noqa: F401  (their old home)
 from tinygrad_rnn.grads import ProductGrad as ProductGrad  # noqa: F401
 from tinygrad_rnn.grads import unbroadcast as unbroadcast  # noqa: F401
@@ -286,7 +287,12 @@ def _collect(pending: dict[Any, Any], node: Node, in_grads: Any) -> None:
         if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
             g = grads.fit(g, shape, dtype, node, i)  # broadcast, dtype, or another form
         old = pending.get(edge)  # what came before: None, one gradient, or Contributions
-        pending[edge] = g if old is None else grads.add(old, g)
+        if old is None:
+            pending[edge] = g
+        elif old.__class__ is Contributions:
+            old.append(g)
+        else:
+            pending[edge] = grads.add(old, g)
 
 
 def _output_grads(
