@@ -143,8 +143,17 @@ def locate(package: Path, number: int, hint: str, old: str) -> Path:
     return hits[0][0]
 
 
+def test_files(tests: Path) -> list[str]:
+    """Every test file, those that start subprocesses last: -x then stops a caught mutant sooner
+    (the order changes no verdict, as a missed mutant passes every test)."""
+    files = sorted(tests.glob("test_*.py"))
+    return [
+        str(f.relative_to(tests.parent)) for f in sorted(files, key=lambda f: "subprocess" in f.read_text())
+    ]
+
+
 def run_suite(cwd: Path, env: dict[str, str]) -> int:
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "tests"]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *test_files(cwd / "tests")]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900).returncode
 
 
@@ -153,6 +162,9 @@ def main() -> int:
     ap.add_argument("--tests", type=Path, default=ROOT / "tests", help="the tests directory to score")
     ap.add_argument("--hide-torch", action="store_true", help="make `import torch` fail in the runs")
     ap.add_argument("--only", type=int, nargs="*", help="mutant numbers (1-based) to run")
+    ap.add_argument(
+        "--skip-baseline", action="store_true", help="trust that the unmutated suite passes (split runs)"
+    )
     args = ap.parse_args()
     chosen = args.only or list(range(1, len(MUTANTS) + 1))
     with tempfile.TemporaryDirectory(prefix="mutants.") as tmp:
@@ -167,7 +179,7 @@ def main() -> int:
             (stub / "__init__.py").write_text(HIDDEN_TORCH)
             path.insert(0, str(stub.parent))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"}
-        if run_suite(work, env) != 0:
+        if not args.skip_baseline and run_suite(work, env) != 0:
             raise SystemExit("the unmutated suite fails: fix it before scoring mutants")
         caught = 0
         for n in chosen:
