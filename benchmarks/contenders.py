@@ -11,6 +11,8 @@
               matrix is set to the identity so that it computes the same function
   lstm autograd, gru autograd
               CharRNN(cell="lstm" | "gru") through the engine (Embedding -> cell -> Linear)
+  lstm fused, gru fused
+              CharRNN(cell="lstm" | "gru", fused=True): the recurrence is one op
   torch lstm, torch gru
               nn.Embedding + nn.LSTM | nn.GRU + nn.Linear with the same weights (one to one)
 
@@ -34,7 +36,7 @@ CLIP = 5.0  # the seed's gradient clip
 LR = 0.1  # the seed's learning rate
 CHUNKS = 8  # distinct (inputs, targets) chunks cycled through by every contender
 CONTENDER_NAMES = ("seed loop", "autograd", "fused", "torch")
-CELL_CONTENDER_NAMES = ("lstm autograd", "torch lstm", "gru autograd", "torch gru")
+CELL_CONTENDER_NAMES = ("lstm autograd", "lstm fused", "torch lstm", "gru autograd", "gru fused", "torch gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
@@ -122,7 +124,7 @@ class EngineStep:
     def __init__(self, model: CharRNN, chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.name = "fused" if model.fused else "autograd"
         if model.cell != "rnn":
-            self.name = f"{model.cell} autograd"
+            self.name = f"{model.cell} {self.name}"
         self.model, self.chunks = model, list(chunks)
         self.params = model.parameters()
         self.opt = Adagrad(self.params, lr=LR)
@@ -238,12 +240,15 @@ def make_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[
 
 
 def make_cell_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[Contender]:
-    """LSTM and GRU char models through the engine, each followed by its PyTorch twin (same weights)."""
+    """LSTM and GRU char models through the engine (autograd, fused), each followed by its
+    PyTorch twin; all three with the same weights."""
     chunks = _chunks(cfg, seed)
     out: list[Contender] = []
     for cell in ("lstm", "gru"):
         model = CharRNN(cfg.vocab, cfg.hidden, cell=cell, dtype=cfg.dtype, rng=seed)
-        out.append(EngineStep(model, chunks))
+        fused = CharRNN(cfg.vocab, cfg.hidden, fused=True, cell=cell, dtype=cfg.dtype, rng=seed)
+        fused.load_state_dict(model.state_dict())
+        out += [EngineStep(model, chunks), EngineStep(fused, chunks)]
         if use_torch and import_torch() is not None:
             out.append(TorchStep(model.state_dict(), cfg, chunks, cell))
     return out

@@ -170,7 +170,9 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     print(f"\n## {cfg.name} config ({cfg.describe()})\n", file=out)
     print(_table(header, rows), file=out)
     families = {"rnn": [k for k in CONTENDER_NAMES if k != "seed loop" or cfg.batch == 1]}
-    families.update({cell: [f"{cell} autograd", f"torch {cell}"] for cell in ("lstm", "gru")})
+    families.update(
+        {cell: [f"{cell} autograd", f"{cell} fused", f"torch {cell}"] for cell in ("lstm", "gru")}
+    )
     spread = 0.0
     for names in families.values():
         same = [losses[k] for k in names if k in losses]
@@ -203,10 +205,12 @@ def memory_checks(args: argparse.Namespace, out: Any) -> None:
     """Peak memory of one step against T (linear?), and live memory over a long run (flat?)."""
     base = replace(CONFIGS["seed"], seq_len=args.memory_t[0])
     rows = []
-    for name in ("seed loop", "autograd", "fused"):
+    for name in ("seed loop", "autograd", "fused", "lstm fused"):
         peaks = []
         for t in args.memory_t:
-            c = next(c for c in make_contenders(replace(base, seq_len=t), False, args.seed) if c.name == name)
+            cfg = replace(base, seq_len=t)
+            every = make_contenders(cfg, False, args.seed) + make_cell_contenders(cfg, False, args.seed)
+            c = next(c for c in every if c.name == name)
             c.step()
             peaks.append(peak_bytes(c.step))
         t_vals = np.array(args.memory_t, float)

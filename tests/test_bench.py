@@ -56,7 +56,7 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     sections = _sections(buf.getvalue())
     names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
     for cell in ("lstm", "gru"):  # each cell's row next to PyTorch's
-        names += [f"{cell} autograd"] + ([f"torch {cell}"] if _has_torch() else [])
+        names += [f"{cell} autograd", f"{cell} fused"] + ([f"torch {cell}"] if _has_torch() else [])
     mains = [h for h in sections if h.startswith(("seed config", "scale"))]
     assert len(mains) == 2
     for heading in mains:
@@ -64,7 +64,10 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     scaling = [h for h in sections if h.startswith("ms/step as")]
     assert len(scaling) == 2 and all(sections[h] for h in scaling)
     memory = [h for h in sections if h.startswith(("peak memory", "live memory"))]
-    assert [sections[h] for h in memory] == [["seed loop", "autograd", "fused"]] * 2
+    assert [sections[h] for h in memory] == [
+        ["seed loop", "autograd", "fused", "lstm fused"],
+        ["seed loop", "autograd", "fused"],
+    ]
 
 
 def test_contenders_compute_the_same_first_loss() -> None:
@@ -78,7 +81,9 @@ def test_lstm_and_gru_rows_compute_pytorchs_first_loss() -> None:
     cfg = contenders.CONFIGS["seed"]
     losses = contenders.first_losses(contenders.make_cell_contenders(cfg, use_torch=_has_torch()))
     torch_rows = {"torch lstm", "torch gru"} if _has_torch() else set()
-    assert set(losses) == {"lstm autograd", "gru autograd"} | torch_rows
+    assert set(losses) == {"lstm autograd", "lstm fused", "gru autograd", "gru fused"} | torch_rows
+    for cell in ("lstm", "gru"):
+        np.testing.assert_allclose(losses[f"{cell} fused"], losses[f"{cell} autograd"], rtol=1e-12)
     for name in torch_rows:
         np.testing.assert_allclose(losses[name], losses[name.split()[1] + " autograd"], rtol=1e-10)
     assert (
@@ -110,7 +115,9 @@ def test_runner_script_runs() -> None:
         "autograd",
         "fused",
         "lstm autograd",
+        "lstm fused",
         "gru autograd",
+        "gru fused",
     ]
 
 

@@ -164,7 +164,7 @@ def _add_train(sub: Any) -> None:
     t.add_argument(
         "--fused",
         action=argparse.BooleanOptionalAction,
-        help="use the fused op (default for --cell rnn; lstm and gru have none and run unfused)",
+        help="run each layer's recurrence as one fused op (default; --no-fused: unrolled ops)",
     )
     t.add_argument("--dtype", choices=tuple(DTYPES), help="float64 (default) or float32")
     t.add_argument(

@@ -91,8 +91,8 @@ class LSTMRecurrence(Function):
     """The LSTM over a sequence (see `reference.lstm_forward`): two outputs, out and c_T.
 
     xw (T, B, 4H) is the input's share of the gates, x @ weight_ih.T + bias_ih + bias_hh
-    (`LSTMCell.input_share`), weight_hh (4H, H), h0 and c0 (B, H); returns out (T, B, H), every
-    step's h (h_T is out[-1]), and c_T (B, H), the last cell state.
+    (the biases summed once, `LSTMCell.input_bias`), weight_hh (4H, H), h0 and c0 (B, H);
+    returns out (T, B, H), every step's h (h_T is out[-1]), and c_T (B, H), the last cell state.
     """
 
     name = "lstm_recurrence"

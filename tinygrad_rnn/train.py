@@ -53,7 +53,8 @@ META_KEYS: dict[str, tuple[str, str]] = {
     "dtype": ("dtype", "str"),
     "fused": ("fused", "bool"),
 }
-# written before LSTM/GRU, stacks and `fused` were recorded: the seed's rnn, fused when possible
+# written before LSTM/GRU, stacks and `fused` were recorded: the seed's rnn; fused then
+# meant the rnn cell (the others had no fused op, so such a checkpoint resumes unfused)
 LEGACY_DEFAULTS = {"text": None, "cell": "rnn", "layers": 1, "fused": None}
 _TYPES = {
     "int": "an integer",
@@ -105,7 +106,7 @@ class TrainConfig:
     streams; optim: adagrad | sgd | adam | rmsprop, with learning rate lr (the notebook's
     0.1 for Adagrad; `LR_DEFAULTS` has one per optimizer); clip: gradient values clipped to
     [-clip, clip], 0 for none; seed: of the run's random generator; dtype: float64 |
-    float32; fused: the fused op for the rnn cell (the other cells have none: always False).
+    float32; fused: each layer's recurrence as one fused op (every cell; False: unrolled).
     """
 
     text: Optional[str] = None
@@ -137,17 +138,15 @@ class TrainConfig:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not math.isfinite(self.clip) or self.clip < 0:
             raise ConfigError(f"clip must be a number >= 0, got {self.clip!r}")
-        if self.cell != "rnn":  # only the rnn cell has a fused op
-            object.__setattr__(self, "fused", False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, resumed: Optional[TrainConfig] = None) -> TrainConfig:
         """The run that `tinygrad-rnn train`'s parsed options describe.
 
-        An option left out (None) is the default (lr: the optimizer's in `LR_DEFAULTS`;
-        fused: for the rnn cell), or with `resumed` (the checkpoint's config) the checkpoint's
-        value. With `resumed`, an option that differs from it is a ConfigError; only the text
-        and the fused flag may change (fused and unfused agree to rounding, see gradcheck).
+        An option left out (None) is the default (lr: the optimizer's in `LR_DEFAULTS`), or
+        with `resumed` (the checkpoint's config) the checkpoint's value. With `resumed`, an
+        option that differs from it is a ConfigError; only the text and the fused flag may
+        change (fused and unfused agree to rounding, see gradcheck).
         """
         base = resumed or cls()
         values: dict[str, Any] = {}
@@ -164,9 +163,6 @@ class TrainConfig:
             values[name] = given
         if resumed is None and "lr" not in values:
             values["lr"] = LR_DEFAULTS[values.get("optim", base.optim)]
-        cell = values.get("cell", base.cell)
-        if values.get("fused") and cell != "rnn":
-            raise ConfigError(f"--fused is only for --cell rnn; a {cell} runs unfused")
         return replace(base, **values)
 
     @classmethod
@@ -174,7 +170,7 @@ class TrainConfig:
         """The run a checkpoint was written by; CheckpointError naming any bad or missing value.
 
         Every setting must be present with the right JSON type, except those older
-        checkpoints lack (`LEGACY_DEFAULTS`: the seed's rnn, one layer, fused if possible).
+        checkpoints lack (`LEGACY_DEFAULTS`: the seed's rnn, one layer, fused for the rnn).
         """
         where = f"invalid checkpoint {path}"
         values: dict[str, Any] = {}

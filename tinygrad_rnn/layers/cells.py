@@ -4,9 +4,9 @@ Cells are one time step each, with PyTorch's equations and parameter names; `RNN
 num_layers=...)` (and `CharRNN`) unroll any of them through one loop, after one input
 matmul per layer for all steps, with PyTorch's options (nonlinearity, bias, batch_first,
 dropout, bidirectional). With `fused=True` the recurrence runs as one op from
-`tinygrad_rnn.fused` (`FUSED`: the plain tanh cell today); the parameters are the same
-either way, and every other option works around the op (a reversed direction flips its
-input and output), so only a cell without a fused op is refused.
+`tinygrad_rnn.fused` (`FUSED`: the tanh cell, the LSTM and the GRU); the parameters are the
+same either way, and every other option works around the op (a reversed direction flips
+its input and output), so only nonlinearity="relu", which has no fused op, is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from tinygrad_rnn.creation import RNG
 from tinygrad_rnn.creation import generator as _generator
-from tinygrad_rnn.fused import RNNRecurrence
+from tinygrad_rnn.fused import GRURecurrence, LSTMRecurrence, RNNRecurrence
 from tinygrad_rnn.layers.basic import Dropout, _linear
 from tinygrad_rnn.layers.module import (
     DType,
@@ -87,10 +87,12 @@ class _Cell(Module):
         return state
 
     @staticmethod
-    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
-        """(xw, bias_hh) as `step` gets them; a cell whose bias_hh only adds to xw folds it in
-        here, once for all steps, and passes None on."""
-        return xw, bias_hh
+    def input_bias(
+        bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """(the bias of the input matmul, the bias_hh that `step` gets); a cell whose bias_hh
+        only adds to the gates folds it into the input's bias, once, and passes None on."""
+        return bias_ih, bias_hh
 
     @property
     def kind(self) -> type[_Cell]:
@@ -104,8 +106,8 @@ class _Cell(Module):
         x = _as_tensor(x, w_hh.dtype)
         shape = (x.shape[0], self.hidden_size)
         s = _state(kind, h, shape, w_hh.dtype, type(self).__name__)
-        xw, b_hh = kind.input_share(_linear(x, w_ih, b_ih), b_hh)
-        return kind.step(xw, s, w_hh.T, b_hh)
+        b_in, b_hh = kind.input_bias(b_ih, b_hh)
+        return kind.step(_linear(x, w_ih, b_in), s, w_hh.T, b_hh)
 
 
 class RNNCell(_Cell):
@@ -174,15 +176,20 @@ class LSTMCell(_Cell):
     bias_hh: Parameter
 
     @staticmethod
-    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
-        """bias_hh adds to every step's gates: it joins xw once (one op, not one a step)."""
-        return (xw, None) if bias_hh is None else (xw + bias_hh, None)
+    def input_bias(
+        bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """bias_hh adds to every step's gates: it joins bias_ih, so the input matmul's addmm
+        adds both at once (no op over all steps' gates, none a step)."""
+        if bias_ih is None or bias_hh is None:
+            return (bias_hh if bias_ih is None else bias_ih), None
+        return bias_ih + bias_hh, None
 
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
         gates = addmm(xw, h, weight_hh_t)
-        if bias_hh is not None:  # not folded into xw by `input_share`
+        if bias_hh is not None:  # not folded into the input's bias by `input_bias`
             gates = gates + bias_hh
         i, f, g, o = gates.chunk(4, axis=1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
@@ -314,19 +321,36 @@ def _fused_rnn(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tens
     return out, out[-1]
 
 
+def _fused_lstm(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Any]:
+    if bias_hh is not None:  # the layers fold it into xw (`LSTMCell.input_bias`); a caller may not
+        xw = xw + bias_hh
+    out, c = LSTMRecurrence.apply(xw, weight_hh, *state)
+    return out, (out[-1], c)
+
+
+def _fused_gru(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Any]:
+    if bias_hh is None:  # bias=False: the op adds zeros, which get no gradient
+        bias_hh = Tensor(np.zeros(weight_hh.shape[0], weight_hh.dtype))
+    out = GRURecurrence.apply(xw, weight_hh, bias_hh, state)
+    return out, out[-1]
+
+
 # The ops of `tinygrad_rnn.fused` that run a cell's whole recurrence as one node:
-# (xw = x @ weight_ih.T + bias_ih (T, B, gates*H), first state, weight_hh, bias_hh or None)
-# -> (all h (T, B, H), last state). A cell listed here is accepted with fused=True by RNN
-# and CharRNN; `_recurrence` handles the reversed direction around it.
+# (xw = x @ weight_ih.T + the input's bias (T, B, gates*H), first state, weight_hh, bias_hh
+# or None, as `input_bias` splits the biases) -> (all h (T, B, H), last state). A cell
+# listed here is accepted with fused=True by RNN and CharRNN; `_recurrence` handles the
+# reversed direction around it.
 FUSED: dict[type[_Cell], Callable[[Tensor, Any, Tensor, Optional[Tensor]], tuple[Tensor, Any]]] = {
     RNNCell: _fused_rnn,
+    LSTMCell: _fused_lstm,
+    GRUCell: _fused_gru,
 }
 
 
 def _check_fused(cell: type[_Cell], who: str) -> None:
     if cell not in FUSED:  # by identity: the relu variant of RNNCell has no fused op
         what = "nonlinearity='relu'" if cell is _ReLURNNCell else f"cell={_cell_name(cell)!r}"
-        raise ValueError(f"{who}: fused=True is only for cell='rnn' with tanh, not {what}")
+        raise ValueError(f"{who}: fused=True has no op for {what} (only tanh for cell='rnn')")
 
 
 def _cell_name(cell: type[_Cell]) -> str:
@@ -344,17 +368,17 @@ def _recurrence(
 ) -> tuple[Tensor, Any]:
     """All hidden states (T, B, H) and the last state, from xw (T, B, gates*H) and the first state.
 
-    xw holds x @ weight_ih.T + bias_ih of every step. The one place that picks the fused op
-    (`FUSED[cell]`, the whole loop as one node) or the unrolled loop. reverse=True runs
-    from the last step to the first (a bidirectional layer's second direction); the
-    outputs stay in time order and the last state is the one after step 0.
+    xw holds x @ weight_ih.T + the input's bias (`_Cell.input_bias`) of every step. The one
+    place that picks the fused op (`FUSED[cell]`, the whole loop as one node) or the
+    unrolled loop. reverse=True runs from the last step to the first (a bidirectional
+    layer's second direction); the outputs stay in time order and the last state is the
+    one after step 0.
     """
     if fused:
         if not reverse:
             return FUSED[cell](xw, state, weight_hh, bias_hh)
         out, state = FUSED[cell](xw[::-1], state, weight_hh, bias_hh)
         return out[::-1], state
-    xw, bias_hh = cell.input_share(xw, bias_hh)
     w_t = weight_hh.T
     hs = []
     steps = xw.unbind(0)  # one node takes the steps apart; the plain cell adds two a step
@@ -390,8 +414,9 @@ class RNN(Module):
     weight_hh_lk, bias_ih_lk, bias_hh_lk (and *_lk_reverse); the plain cell has one hidden
     bias bias_h_lk instead of the two (PyTorch's sum).
     The input projection of all steps is one matmul per layer and direction; only the
-    recurrence loops. fused=True runs each recurrence as one op (the tanh cell only:
-    ValueError otherwise; every other option works around it).
+    recurrence loops. fused=True runs each layer's recurrence in each direction as one op,
+    for every cell (nonlinearity="relu" has none: ValueError); every other option works
+    around it, and the parameters are the same.
     """
 
     drop: Dropout  # with dropout > 0
@@ -489,4 +514,5 @@ class RNN(Module):
         """Layer i // D in direction i % D over x (T, B, in) -> its outputs (T, B, H), last state."""
         w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, self._suffix(i))
         reverse = i % self.num_directions == 1
-        return _recurrence(self.cell_class, _linear(x, w_ih, b_ih), state, w_hh, b_hh, self.fused, reverse)
+        b_in, b_hh = self.cell_class.input_bias(b_ih, b_hh)
+        return _recurrence(self.cell_class, _linear(x, w_ih, b_in), state, w_hh, b_hh, self.fused, reverse)

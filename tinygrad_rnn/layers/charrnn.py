@@ -85,8 +85,8 @@ class CharRNN(Module):
     names> (rnn.weight_ih_l0, ...; see `RNN`), head.weight, head.bias. The state is then
     `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
     fused=True: the seed's model runs its whole loss as one op (with dropout > 0 only its
-    recurrence, the dropout and the head being ops of their own), a plain-rnn stack each
-    layer's recurrence; for "lstm" and "gru" it is a ValueError.
+    recurrence, the dropout and the head being ops of their own); a stack of any cell runs
+    each layer's recurrence as one op. The parameters are the same either way.
     dropout=p: inverted dropout between the stacked layers (`RNN`'s) and on the top layer's
     outputs before the output layer (a `Dropout` module `drop`), in training mode only;
     masks come from the Generator that drew the weights (set each Dropout's `rng` to hand
