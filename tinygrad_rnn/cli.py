@@ -1,15 +1,17 @@
-"""`tinygrad-rnn train | sample | gradcheck | gradflow | bench`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | eval | gradcheck | gradflow | bench`: the notebook as a program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
     tinygrad-rnn train --resume my.npz --steps 5000     # continues exactly where it stopped
     tinygrad-rnn train --cell lstm --layers 2           # an LSTM (or GRU) stack instead
     tinygrad-rnn sample --model my.npz --prime "Hope" -n 300
+    tinygrad-rnn eval --model my.npz --text other.txt   # bits per character on a text
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
 This file parses options, prints and runs the loop; the training program is `train.py`
-(TrainConfig, Trainer), the gradient reports `reports.py`, the benchmarks `benchmarks/`.
+(TrainConfig, Trainer), what a run prints and logs `runlog.py`, evaluation `evaluate.py`,
+the gradient reports `reports.py`, the benchmarks `benchmarks/`.
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import importlib
 import math
 import os
@@ -28,15 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn import gradflow
+from tinygrad_rnn import evaluate, gradflow, runlog
 from tinygrad_rnn.checkpoint import CheckpointError
-from tinygrad_rnn.data import DataError
+from tinygrad_rnn.data import DataError, read_text
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
 from tinygrad_rnn.train import (
@@ -47,7 +48,7 @@ from tinygrad_rnn.train import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
-    load_params,
+    load_model,
     training_text,
 )
 
@@ -108,11 +109,14 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,gradcheck,gradflow,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,eval,gradcheck,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
+    e = sub.add_parser("eval", help=evaluate.HELP, description=evaluate.DESCRIPTION)
+    evaluate.add_arguments(e)
+    e.set_defaults(run=evaluate.run)
     _add_gradcheck(sub)
     f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
     gradflow.add_arguments(f)
@@ -164,8 +168,9 @@ def _add_train(sub: Any) -> None:
         "--out", metavar="PATH", help=f"checkpoint to write (default {DEFAULT_OUT}, or --resume's)"
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
-    t.add_argument("--log", metavar="PATH", help="CSV of step, loss, smoothed loss, seconds")
-    t.add_argument("--plot", metavar="PATH", help="PNG of the loss curve (needs matplotlib)")
+    t.add_argument("--log", metavar="PATH", help="CSV of step, losses per character, seconds")
+    t.add_argument("--plot", metavar="PATH", help="PNG of the loss curves (needs matplotlib)")
+    runlog.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
 
@@ -174,7 +179,9 @@ def _add_sample(sub: Any) -> None:
     s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
+    s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
     s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
+    s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
     s.add_argument(
         "--seed", type=_nonnegative_int, default=0, help="seed of the random generator (default 0)"
     )
@@ -247,25 +254,6 @@ def _require_matplotlib() -> None:
         ) from None
 
 
-def _plot(path: str, rows: list[tuple[int, float, float, float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r[0] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, [r[1] for r in rows], lw=0.5, alpha=0.4, label="loss")
-    ax.plot(steps, [r[2] for r in rows], lw=1.5, label="smoothed loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy per chunk")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 # --- train -----------------------------------------------------------------------------------
 def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
     """(the Trainer `train`'s options describe, resumed?); every path is checked first."""
@@ -285,6 +273,8 @@ def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
         if args.text is None and config.text is not None:  # the path came from the checkpoint
             raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
         raise
+    if saved is not None and config.changes(saved):
+        print(f"{PROG}: note: fine-tuning: {', '.join(config.changes(saved))}", file=sys.stderr)
     trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
     if ck is not None and not trainer.restore(ck, args.resume):
         note = "the text differs from the checkpoint's; reading it from its start"
@@ -292,35 +282,15 @@ def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
     return trainer, ck is not None
 
 
-def _header(trainer: Trainer, resumed: bool) -> str:
-    """The first line of a run: what is trained on what, with which settings."""
-    c = trainer.config
-    source = "the built-in verse x100" if c.text is None else os.path.abspath(c.text)
-    start = f"resuming at step {trainer.steps_done}" if resumed else "training"
-    return (
-        f"{start}: {source}, {trainer.text_length} characters, vocabulary {len(trainer.vocab)}, "
-        f"{c.cell} x{c.layers}, hidden {c.hidden}, seq-len {c.seq_len}, batch {c.batch}, "
-        f"{c.optim} lr {c.lr}, clip {c.clip}, seed {c.seed}, {c.dtype}, {'fused' if c.fused else 'autograd'}"
-    )
-
-
-def _open_log(path: str, resumed: bool) -> tuple[IO[str], Any]:
-    """The CSV log and its writer; a resumed run appends to a log that has rows."""
-    append = resumed and os.path.exists(path) and os.path.getsize(path) > 0
-    log = open(path, "a" if append else "w", newline="", encoding="utf-8")
-    writer = csv.writer(log)
-    if not append:
-        writer.writerow(["step", "loss", "smooth_loss", "seconds"])
-    return log, writer
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     trainer, resumed = _start(args)
-    print(_header(trainer, resumed))
+    print(runlog.header(trainer, resumed))
     trainer.save()  # a good checkpoint exists from the start (and the output path works)
-    log, writer = _open_log(args.log, resumed) if args.log else (None, None)
-    rows: list[tuple[int, float, float, float]] = []
+    log, writer = runlog.open_log(args.log, resumed) if args.log else (None, None)
+    rows: list[runlog.Row] = []
     start = time.perf_counter() - trainer.seconds
+    eval_every = args.sample_every if args.eval_every is None else args.eval_every
+    val, chars, before = None, trainer.config.seq_len * trainer.config.batch, trainer.seconds
     bar = tqdm(total=args.steps, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
     try:
         with contextlib.ExitStack() as stack:
@@ -331,27 +301,31 @@ def cmd_train(args: argparse.Namespace) -> int:
             stack.enter_context(bar)
             for i in range(args.steps):
                 loss = trainer.step()
-                step, smooth = trainer.steps_done - 1, trainer.smooth
+                step = trainer.steps_done - 1
                 trainer.seconds = time.perf_counter() - start
-                rows.append((step, loss, smooth, trainer.seconds))
+                measure = (eval_every and step % eval_every == 0) or i == args.steps - 1
+                val = trainer.validate() if measure else None
+                rows.append(runlog.make_row(trainer, loss, val))
                 if writer is not None:
-                    writer.writerow([step, repr(loss), repr(smooth), f"{trainer.seconds:.3f}"])
+                    runlog.log_row(writer, rows[-1], trainer)
                 if args.sample_every and step % args.sample_every == 0:
                     trainer.check_finite()
                     # like the seed: primed with the chunk's first input, from a zero state
                     text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
-                    bar.write(f"--- step {step}, loss {loss:.4f}, smoothed {smooth:.4f}\n{text}")
+                    bar.write(f"{runlog.sample_header(step, rows[-1])}\n{text}")
                     trainer.save()
                     if log is not None:
                         log.flush()
                 bar.update(1)
                 if step % 10 == 0 or i == args.steps - 1:
-                    bar.set_postfix_str(f"loss {smooth:.4f}", refresh=False)
+                    rate = (i + 1) * chars / max(trainer.seconds - before, 1e-9)
+                    bar.set_postfix_str(f"{rows[-1][2]:.4f} nats/char, {rate:.0f} chars/s", refresh=False)
             trainer.save()
     finally:
         if args.plot and rows:
-            _plot(args.plot, rows)
-    print(f"done: step {trainer.steps_done}, smoothed loss {trainer.smooth:.4f}, checkpoint {trainer.out}")
+            whole = runlog.read_log(args.log) if args.log and resumed else []
+            runlog.plot(args.plot, whole or rows)  # after --resume, the whole run's curve
+    print(runlog.done_line(trainer, val))
     print(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
     print(trainer.sample(trainer.prime, RECITAL_CHARS))
     return 0
@@ -359,17 +333,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
-    ck = ckpt_io.load(args.model)
-    model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
-    load_params(model, ck, args.model)
+    model, ck = load_model(args.model)
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
+    if args.prime_file is not None:
+        prime = read_text(args.prime_file)
     if not prime:
         raise UsageError("--prime must not be empty")
     unknown = ck.vocab.unknown(prime)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown)
         raise UsageError(f"the prime has characters that are not in the model's vocabulary: {shown}")
-    ids = model.sample(ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed)
+    ids = model.sample(
+        ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed, top_k=args.top_k
+    )
     print(prime + ck.vocab.decode(ids))
     return 0
 

@@ -13,7 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from tinygrad_rnn.fused import CharRNNLoss
-from tinygrad_rnn.layers.basic import Embedding, Linear, _linear
+from tinygrad_rnn.init import uniform_
+from tinygrad_rnn.layers.basic import Dropout, Embedding, Linear, _linear
 from tinygrad_rnn.layers.cells import (
     CELLS,
     RNN,
@@ -81,6 +82,10 @@ class CharRNN(Module):
     `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
     fused=True: the seed's model runs its whole loss as one op, a plain-rnn stack each
     layer's recurrence; for "lstm" and "gru" it is a ValueError.
+    dropout: a `Dropout(p)` before the output layer (`drop`), acting in training mode only
+    (then the loss is not one op); its masks come from `rng` when that is a Generator.
+    init: "notebook" draws every weight from N(0, 0.01) (the seed's); "pytorch" redraws the
+    recurrent layers' weights and biases from U(-1/sqrt(H), 1/sqrt(H)) (nn.RNN/LSTM/GRU's).
     """
 
     weight_hh: Parameter  # the seed's body
@@ -95,10 +100,14 @@ class CharRNN(Module):
         *,
         cell: str = "rnn",
         num_layers: int = 1,
+        dropout: float = 0.0,
+        init: str = "notebook",
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        if init not in ("notebook", "pytorch"):
+            raise ValueError(f"CharRNN: init must be 'notebook' or 'pytorch', not {init!r}")
         cell_class = _cell_class(cell, "CharRNN")
         _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
         if fused and cell_class is not RNNCell:
@@ -110,7 +119,13 @@ class CharRNN(Module):
         self._loss_is_one_op = fused and self._body.has_seed_arrays
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
         self._body.add_params(self, g, dtype)
+        if init == "pytorch":
+            bound = 1 / np.sqrt(hidden_size)
+            for name, p in self.named_parameters():
+                if not name.startswith("embed."):  # the recurrent layers' (registered so far)
+                    uniform_(p, -bound, bound, rng=g)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
+        self.drop = Dropout(dropout, rng=g) if dropout > 0 else None  # p = 0: no module, no draws
 
     # --- the state -------------------------------------------------------------------------
     def state_shape(self, batch: int) -> tuple[int, ...]:
@@ -152,7 +167,10 @@ class CharRNN(Module):
     def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
         hs, h = self.hidden_states(inputs, h0)
-        return _linear(hs, self.head.weight, self.head.bias), h
+        return _linear(self._dropout(hs), self.head.weight, self.head.bias), h
+
+    def _dropout(self, hs: Tensor) -> Tensor:
+        return hs if self.drop is None else self.drop(hs)
 
     def loss(
         self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[StateLike] = None
@@ -163,10 +181,11 @@ class CharRNN(Module):
         """
         ids, tgt = self._loss_ids(inputs, targets)
         h0_t = self._h0(h0, ids.shape[1])
-        if self._loss_is_one_op:
+        if self._loss_is_one_op and not (self.training and self.drop is not None):
             return self._fused_loss(ids, tgt, h0_t)
         hs, h = self._body.hidden(self, self.embed.weight[ids], h0_t)
-        logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
+        hs = self._dropout(hs.reshape(-1, self.hidden_size))
+        logits = _linear(hs, self.head.weight, self.head.bias)
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         batch = ids.shape[1]
         return (loss if batch == 1 else loss / batch), _detach(h)
@@ -197,11 +216,12 @@ class CharRNN(Module):
         temperature: float = 1.0,
         rng: RNG = None,
         h0: Optional[StateLike] = None,
+        top_k: Optional[int] = None,
     ) -> list[int]:
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
-        temperature scales the logits (0: always the most likely id); rng is a Generator
-        or an int seed.
+        temperature scales the logits (0: always the most likely id); top_k: draw among the
+        k most likely ids only (None: all); rng is a Generator or an int seed.
         """
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
@@ -211,6 +231,8 @@ class CharRNN(Module):
             raise ValueError(f"CharRNN.sample: temperature must be finite and >= 0, got {temperature}")
         if n < 0:
             raise ValueError(f"CharRNN.sample: n must be >= 0, got {n}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"CharRNN.sample: top_k must be an integer >= 1 or None, got {top_k!r}")
         logits, h = self.forward(ids, h0)
         out: list[int] = []
         for i in range(n):
@@ -219,6 +241,8 @@ class CharRNN(Module):
                 nxt = int(np.argmax(z))
             else:
                 z = z / temperature
+                if top_k is not None and top_k < len(z):  # ties at the k-th value stay in
+                    z = np.where(z < np.partition(z, -top_k)[-top_k], -np.inf, z)
                 p = np.exp(z - z.max())
                 nxt = int(g.choice(self.vocab_size, p=p / p.sum()))
             out.append(nxt)
