@@ -31,6 +31,16 @@ LOG_COLUMNS = [
 Row = tuple[int, float, float, Optional[float]]  # step, nats/char, smoothed nats/char, validation
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
 def add_arguments(t: argparse.ArgumentParser) -> None:
     """`train`'s options for held-out validation, dropout, initialisation and the lr schedule."""
     t.add_argument(
@@ -41,7 +51,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--eval-every",
-        type=int,
+        type=_count,
         help="validation loss every N steps (default: with each sample) and at the end; 0: at the end only",
     )
     t.add_argument("--dropout", type=float, help="dropout before the output layer while training (default 0)")

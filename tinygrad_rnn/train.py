@@ -221,6 +221,8 @@ class TrainConfig:
             values[name] = given
         if resumed is None and "lr" not in values:
             values["lr"] = LR_DEFAULTS[values.get("optim", base.optim)]
+        if resumed is None:
+            values.setdefault("init", None)  # per cell: the base's was resolved for rnn
         if resumed is None and "val_frac" not in values:  # the verse repeats: no split by default
             values["val_frac"] = 0.0 if values.get("text") is None else DEFAULT_VAL_FRAC
         if "schedule" not in values and getattr(args, "lr_decay", None) is not None:
