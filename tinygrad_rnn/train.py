@@ -387,11 +387,7 @@ class Trainer:
 
     def sample(self, prime: str, n: int) -> str:
         """`prime` and n characters sampled after it (from a zero state, with the run's generator)."""
-        self.model.eval()  # no dropout
-        try:
-            ids = self.model.sample(self.vocab.encode(prime), n, rng=self.rng)
-        finally:
-            self.model.train()
+        ids = self.model.sample(self.vocab.encode(prime), n, rng=self.rng)  # in eval mode: no dropout
         return prime + self.vocab.decode(ids)
 
     def validate(self) -> Optional[Evaluation]:

@@ -21,6 +21,8 @@ from tinygrad_rnn.layers.cells import (
     RNNCell,
     StateLike,
     _cell_class,
+    _check_dropout,
+    _check_fused,
     _detach,
     _from_parts,
     _parts,
@@ -62,7 +64,8 @@ class _StackBody:
     @staticmethod
     def add_params(m: CharRNN, g: np.random.Generator, dtype: DType) -> None:
         h = m.hidden_size
-        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dtype=dtype, rng=g)
+        between = m.dropout if m.num_layers > 1 else 0.0  # dropout between the stacked layers
+        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dropout=between, dtype=dtype, rng=g)
 
     @staticmethod
     def hidden(m: CharRNN, x: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -80,10 +83,13 @@ class CharRNN(Module):
     nn.LSTM/GRU/RNN(H, H, num_layers) -> nn.Linear(H, V): embed.weight, rnn.<PyTorch's
     names> (rnn.weight_ih_l0, ...; see `RNN`), head.weight, head.bias. The state is then
     `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
-    fused=True: the seed's model runs its whole loss as one op, a plain-rnn stack each
+    fused=True: the seed's model runs its whole loss as one op (with dropout > 0 only its
+    recurrence, the dropout and the head being ops of their own), a plain-rnn stack each
     layer's recurrence; for "lstm" and "gru" it is a ValueError.
-    dropout: a `Dropout(p)` before the output layer (`drop`), acting in training mode only
-    (then the loss is not one op); its masks come from `rng` when that is a Generator.
+    dropout=p: inverted dropout between the stacked layers (`RNN`'s) and on the top layer's
+    outputs before the output layer (a `Dropout` module `drop`), in training mode only;
+    masks come from the Generator that drew the weights (set each Dropout's `rng` to hand
+    another). dropout=0 adds nothing: the model computes exactly what it did without it.
     init: "notebook" draws every weight from N(0, 0.01) (the seed's); "pytorch" redraws the
     recurrent layers' weights and biases from U(-1/sqrt(H), 1/sqrt(H)) (nn.RNN/LSTM/GRU's).
     """
@@ -91,6 +97,7 @@ class CharRNN(Module):
     weight_hh: Parameter  # the seed's body
     bias_h: Parameter
     rnn: RNN  # a stack's body
+    drop: Dropout  # with dropout > 0
 
     def __init__(
         self,
@@ -110,13 +117,13 @@ class CharRNN(Module):
             raise ValueError(f"CharRNN: init must be 'notebook' or 'pytorch', not {init!r}")
         cell_class = _cell_class(cell, "CharRNN")
         _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
-        if fused and cell_class is not RNNCell:
-            raise ValueError(f"CharRNN: fused=True is only for cell='rnn', not {cell!r}")
+        if fused:
+            _check_fused(cell_class, "CharRNN")
         g = _generator(rng)
         self.vocab_size, self.hidden_size, self.fused = vocab_size, hidden_size, fused
-        self.cell, self.num_layers = cell, num_layers
+        self.cell, self.num_layers, self.dropout = cell, num_layers, _check_dropout(dropout, "CharRNN")
         self._body = _SeedBody if cell == "rnn" and num_layers == 1 else _StackBody  # the one choice
-        self._loss_is_one_op = fused and self._body.has_seed_arrays
+        self._loss_is_one_op = fused and self._body.has_seed_arrays and self.dropout == 0
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
         self._body.add_params(self, g, dtype)
         if init == "pytorch":
@@ -125,7 +132,8 @@ class CharRNN(Module):
                 if not name.startswith("embed."):  # the recurrent layers' (registered so far)
                     uniform_(p, -bound, bound, rng=g)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
-        self.drop = Dropout(dropout, rng=g) if dropout > 0 else None  # p = 0: no module, no draws
+        if self.dropout > 0:
+            self.drop = Dropout(self.dropout, rng=g)
 
     # --- the state -------------------------------------------------------------------------
     def state_shape(self, batch: int) -> tuple[int, ...]:
@@ -167,10 +175,13 @@ class CharRNN(Module):
     def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
         hs, h = self.hidden_states(inputs, h0)
-        return _linear(self._dropout(hs), self.head.weight, self.head.bias), h
+        return self._logits(hs), h
 
-    def _dropout(self, hs: Tensor) -> Tensor:
-        return hs if self.drop is None else self.drop(hs)
+    def _logits(self, hs: Tensor) -> Tensor:
+        """hidden states (..., H) -> logits (..., V), through the dropout (training mode) if any."""
+        if self.dropout > 0:
+            hs = self.drop(hs)
+        return _linear(hs, self.head.weight, self.head.bias)
 
     def loss(
         self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[StateLike] = None
@@ -181,11 +192,10 @@ class CharRNN(Module):
         """
         ids, tgt = self._loss_ids(inputs, targets)
         h0_t = self._h0(h0, ids.shape[1])
-        if self._loss_is_one_op and not (self.training and self.drop is not None):
+        if self._loss_is_one_op:
             return self._fused_loss(ids, tgt, h0_t)
         hs, h = self._body.hidden(self, self.embed.weight[ids], h0_t)
-        hs = self._dropout(hs.reshape(-1, self.hidden_size))
-        logits = _linear(hs, self.head.weight, self.head.bias)
+        logits = self._logits(hs.reshape(-1, self.hidden_size))
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         batch = ids.shape[1]
         return (loss if batch == 1 else loss / batch), _detach(h)
@@ -221,8 +231,26 @@ class CharRNN(Module):
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
         temperature scales the logits (0: always the most likely id); top_k: draw among the
-        k most likely ids only (None: all); rng is a Generator or an int seed.
+        k most likely ids only (None: all); rng is a Generator or an int seed. Runs in eval
+        mode (no dropout, no draw from its Generator), then puts every module's mode back.
         """
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            return self._sample(prime_ids, n, temperature, rng, h0, top_k)
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def _sample(
+        self,
+        prime_ids: ArrayLike,
+        n: int,
+        temperature: float,
+        rng: RNG,
+        h0: Optional[StateLike],
+        top_k: Optional[int] = None,
+    ) -> list[int]:
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
         if ids.size == 0:
