@@ -368,3 +368,18 @@ def test_a_short_readme_run_learns_and_evaluates_on_another_text(tmp_path) -> No
     e = cli("eval", "--model", "m.npz", "--text", str(other), "--json", "--skip-unknown", cwd=tmp_path)
     assert e.returncode == 0, e.stderr
     assert 0 < json.loads(e.stdout)["bits_per_char"] < math.log2(vocab)
+
+
+def test_a_schedule_resumes_bit_exact_through_the_checkpoint_file(tmp_path) -> None:
+    opts = ("--hidden", "8", "--seq-len", "6", "--sample-every", "0", "--schedule", "cosine")
+    opts += ("--lr-decay-every", "7", "--optim", "adam")
+    one = cli("train", *opts, "--steps", "10", "--out", "one.npz", cwd=tmp_path)
+    first = cli("train", *opts, "--steps", "4", "--out", "two.npz", cwd=tmp_path)
+    second = cli("train", "--resume", "two.npz", "--steps", "6", "--sample-every", "0", cwd=tmp_path)
+    for r in (one, first, second):
+        assert r.returncode == 0, r.stderr
+    assert "note" not in second.stderr  # nothing changed
+    a, b = load(tmp_path / "one.npz"), load(tmp_path / "two.npz")
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+    assert a.extra["scheduler"] == b.extra["scheduler"] and a.extra["scheduler"]["last_epoch"] == 10
