@@ -20,6 +20,7 @@ from tinygrad_rnn.optim import Adagrad, clip_grad_value_
 from tinygrad_rnn.runlog import read_log
 from tinygrad_rnn.train import ConfigError, TrainConfig, Trainer, best_path, split_text
 
+OUT_AND_LOG = ("--out", "m.npz", "--log", "m.csv")
 TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. " * 6
 
 
@@ -55,10 +56,7 @@ def test_validation_loss_of_a_run_equals_eval_on_the_held_out_text(tmp_path) -> 
         "--val-frac",
         "0.2",
         *opts,
-        "--out",
-        "m.npz",
-        "--log",
-        "m.csv",
+        *OUT_AND_LOG,
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
@@ -350,10 +348,7 @@ def test_a_short_readme_run_learns_and_evaluates_on_another_text(tmp_path) -> No
         *opts,
         "--eval-every",
         "39",
-        "--out",
-        "m.npz",
-        "--log",
-        "m.csv",
+        *OUT_AND_LOG,
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr

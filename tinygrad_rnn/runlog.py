@@ -46,15 +46,22 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--val-frac",
         type=float,
+        metavar="F",
         help="hold out the last F of the text for validation (default 0.1 with --text; 0 for the "
         "built-in verse, whose repeats make a split meaningless)",
     )
     t.add_argument(
         "--eval-every",
         type=_count,
+        metavar="N",
         help="validation loss every N steps (default: with each sample) and at the end; 0: at the end only",
     )
-    t.add_argument("--dropout", type=float, help="dropout before the output layer while training (default 0)")
+    t.add_argument(
+        "--dropout",
+        type=float,
+        metavar="P",
+        help="dropout between stacked layers and before the output layer while training (default 0)",
+    )
     t.add_argument(
         "--init",
         choices=INITS,
@@ -66,8 +73,10 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         help="lr schedule, stepped every step: step, exp (times --lr-decay every step), cosine (to 0 "
         "over --lr-decay-every steps); default step with --lr-decay, else none",
     )
-    t.add_argument("--lr-decay", type=float, help="multiply the lr by G in (0, 1] (default 1)")
-    t.add_argument("--lr-decay-every", type=int, help="steps between decays; cosine: its length (default 1)")
+    t.add_argument("--lr-decay", type=float, metavar="G", help="multiply the lr by G in (0, 1] (default 1)")
+    t.add_argument(
+        "--lr-decay-every", type=int, metavar="N", help="steps between decays; cosine: its length (default 1)"
+    )
 
 
 def header(trainer: Trainer, resumed: bool) -> str:
