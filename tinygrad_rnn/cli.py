@@ -169,7 +169,7 @@ def _add_train(sub: Any) -> None:
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
     t.add_argument("--log", metavar="PATH", help="CSV of step, losses per character, seconds")
-    t.add_argument("--plot", metavar="PATH", help="PNG of the loss curves (needs matplotlib)")
+    t.add_argument("--plot", metavar="PATH", help="PNG of the losses (after --resume: the run's, from --log)")
     runlog.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
