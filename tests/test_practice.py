@@ -90,7 +90,7 @@ def test_losses_are_per_character_and_the_plot_continues_after_resume(tmp_path) 
     assert ck.extra["smooth_loss"] == pytest.approx(
         rows[-1][2] * 10, rel=1e-12
     )  # the notebook's: a chunk's sum
-    assert "parameters" in r.stdout.split("\n")[0]
+    assert r.stdout.split("\n")[1].startswith("model: ") and " parameters, init notebook" in r.stdout
     r = cli("train", "--resume", "m.npz", "--steps", "15", "--log", "m.csv", "--plot", "m.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     rows = read_log(str(tmp_path / "m.csv"))

@@ -126,7 +126,7 @@ def test_checkpoint_and_restore_continue_bit_for_bit() -> None:
 def test_a_nan_loss_stops_before_the_update() -> None:
     trainer = Trainer(TrainConfig(hidden=4, seq_len=5), VERSE, out="where.npz")
     trainer.model.parameters()[0].data[:] = np.nan
-    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 0.*where.npz"):
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 0; training stopped"):
         trainer.step()
     assert trainer.steps_done == 0
 
@@ -140,4 +140,4 @@ def test_the_cli_resumes_an_unfused_run_unfused(tmp_path, monkeypatch, capsys) -
     assert cli.main(["train", "--resume", "a.npz", "--steps", "1", "--sample-every", "0"]) == 0
     header = capsys.readouterr().out.split("\n")
     resumed = next(line for line in header if line.startswith("resuming at step 2"))
-    assert "float64, autograd" in resumed
+    assert resumed.endswith("float64, autograd")

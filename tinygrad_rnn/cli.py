@@ -9,37 +9,43 @@
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
-This file parses options, prints and runs the loop; the training program is `train.py`
+This file parses options and prints; the loop is `run.py`, the training program `train.py`
 (TrainConfig, Trainer), what a run prints and logs `runlog.py`, evaluation `evaluate.py`,
 the gradient reports `reports.py`, the benchmarks `benchmarks/`.
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
-and leaves the last good checkpoint in place.
+and leaves the last good checkpoint in place. What guards a run (paths, the lock, signals, a
+closed stdout) is `guard.py`; README "Nothing lost" says what a user gets.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import math
 import os
+import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
-
-import numpy as np
-from tqdm import tqdm
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn import evaluate, gradflow, runlog
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError, read_text
+from tinygrad_rnn.guard import (
+    UsageError,
+    check_train_paths,
+    held_step,
+    out_lock,
+    replace_unprintable,
+    same_file,
+    say,
+)
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
+from tinygrad_rnn.run import RunOptions, RunResult, run
 from tinygrad_rnn.train import (
     DEFAULT_OUT,
     DTYPES,
@@ -53,13 +59,8 @@ from tinygrad_rnn.train import (
 )
 
 PROG = "tinygrad-rnn"
-SAMPLE_CHARS = 150  # the seed's progress samples
 RECITAL_CHARS = 200  # the seed's final generation
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -159,6 +160,13 @@ def _add_train(sub: Any) -> None:
         "--sample-every", type=_nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
     )
     t.add_argument(
+        "--save-every",
+        type=_nonnegative_int,
+        default=1000,
+        help="write the checkpoint every N steps (default 1000), and at the end or on Ctrl-C / SIGTERM; "
+        "0: only then",
+    )
+    t.add_argument(
         "--fused",
         action=argparse.BooleanOptionalAction,
         help="use the fused op (default for --cell rnn; lstm and gru have none and run unfused)",
@@ -205,6 +213,7 @@ def _add_gradcheck(sub: Any) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `tinygrad-rnn` and `python -m tinygrad_rnn`; returns the exit code."""
+    replace_unprintable()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "bench":
@@ -228,42 +237,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # --- shared helpers --------------------------------------------------------------------------
-def _check_writable(path: str, what: str) -> None:
-    """UsageError unless a file can be created next to `path` (probed with a real temp file)."""
-    if os.path.isdir(path):
-        raise UsageError(f"{what} {path} is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"cannot write {what} {path}: directory {directory} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
-    except OSError as e:
-        raise UsageError(f"cannot write {what} {path}: {e.strerror or e}") from None
-    os.close(fd)
-    os.unlink(probe)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write {what} {path}: permission denied")
+def _note(message: str) -> None:
+    print(f"{PROG}: note: {message}", file=sys.stderr)
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "--plot needs matplotlib, which is not installed: pip install 'tinygrad-rnn[plot]'"
-        ) from None
-
-
-# --- train -----------------------------------------------------------------------------------
-def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
-    """(the Trainer `train`'s options describe, resumed?); every path is checked first."""
-    out = args.out or args.resume or DEFAULT_OUT
-    _check_writable(out, "checkpoint")
-    if args.log:
-        _check_writable(args.log, "log")
-    if args.plot:
-        _check_writable(args.plot, "plot")
-        _require_matplotlib()
+def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
+    """(the Trainer `train`'s options describe, writing to `out`, resumed?)."""
     ck = ckpt_io.load(args.resume) if args.resume else None
     saved = None if ck is None else TrainConfig.from_checkpoint(ck, args.resume)
     config = TrainConfig.from_args(args, resumed=saved)
@@ -274,66 +253,56 @@ def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
             raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
         raise
     if saved is not None and config.changes(saved):
-        print(f"{PROG}: note: fine-tuning: {', '.join(config.changes(saved))}", file=sys.stderr)
+        _note(f"fine-tuning: {', '.join(config.changes(saved))}")
     trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
     if ck is not None and not trainer.restore(ck, args.resume):
-        note = "the text differs from the checkpoint's; reading it from its start"
-        print(f"{PROG}: note: {note}", file=sys.stderr)
+        if "text_sha256" in ck.config:
+            _note("the text differs from the checkpoint's; reading it from its start")
+        else:
+            _note("the checkpoint does not record which text it read; reading the text from its start")
+    if os.path.exists(out) and not (args.resume and same_file(args.resume, out)):
+        first = trainer.steps_done + (args.save_every if 0 < args.save_every < args.steps else args.steps)
+        step = held_step(out)
+        held = "is not a readable checkpoint" if step is None else f"holds a checkpoint at step {step}"
+        _note(f"{out} {held}; this run replaces it when it first saves (step {first})")
     return trainer, ck is not None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    trainer, resumed = _start(args)
-    print(runlog.header(trainer, resumed))
-    trainer.save()  # a good checkpoint exists from the start (and the output path works)
-    log, writer = runlog.open_log(args.log, resumed) if args.log else (None, None)
-    rows: list[runlog.Row] = []
-    start = time.perf_counter() - trainer.seconds
-    eval_every = args.sample_every if args.eval_every is None else args.eval_every
-    val, chars, before = None, trainer.config.seq_len * trainer.config.batch, trainer.seconds
-    bar = tqdm(total=args.steps, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
-    try:
-        with contextlib.ExitStack() as stack:
-            # overflow is detected and reported below (loss and parameters), not warned about
-            stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-            if log is not None:
-                stack.enter_context(log)
-            stack.enter_context(bar)
-            for i in range(args.steps):
-                loss = trainer.step()
-                step = trainer.steps_done - 1
-                trainer.seconds = time.perf_counter() - start
-                measure = (eval_every and step % eval_every == 0) or i == args.steps - 1
-                val = trainer.validate() if measure else None
-                rows.append(runlog.make_row(trainer, loss, val))
-                if writer is not None:
-                    runlog.log_row(writer, rows[-1], trainer)
-                if args.sample_every and step % args.sample_every == 0:
-                    trainer.check_finite()
-                    # like the seed: primed with the chunk's first input, from a zero state
-                    text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
-                    bar.write(f"{runlog.sample_header(step, rows[-1])}\n{text}")
-                    trainer.save()
-                    if log is not None:
-                        log.flush()
-                bar.update(1)
-                if step % 10 == 0 or i == args.steps - 1:
-                    rate = (i + 1) * chars / max(trainer.seconds - before, 1e-9)
-                    bar.set_postfix_str(f"{rows[-1][2]:.4f} nats/char, {rate:.0f} chars/s", refresh=False)
-            trainer.save()
-    finally:
-        if args.plot and rows:
-            whole = runlog.read_log(args.log) if args.log and resumed else []
-            runlog.plot(args.plot, whole or rows)  # after --resume, the whole run's curve
-    print(runlog.done_line(trainer, val))
-    print(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
-    print(trainer.sample(trainer.prime, RECITAL_CHARS))
+    out = check_train_paths(args)
+    with out_lock(out, _note):
+        trainer, resumed = _start(args, out)
+        say(runlog.header(trainer, resumed))
+        result = RunResult()
+        eval_every = args.sample_every if args.eval_every is None else args.eval_every
+        opts = RunOptions(args.steps, args.sample_every, args.save_every, args.log, resumed, eval_every)
+        try:
+            run(trainer, opts, result)
+        finally:
+            if args.plot and result.rows:
+                whole = runlog.read_log(args.log) if args.log and resumed else []
+                runlog.plot(args.plot, whole or result.rows)  # after --resume, the whole run's curve
+    if result.note:
+        _note(result.note)
+    if result.signal is not None:
+        name = signal.Signals(result.signal).name
+        if result.saved == trainer.steps_done:
+            where = f"checkpoint {trainer.out} written at step {result.saved}; continue with --resume"
+        else:
+            where = "no checkpoint written"
+        print(f"{PROG}: interrupted by {name} after step {trainer.steps_done}: {where}", file=sys.stderr)
+        return 128 + result.signal
+    say(runlog.done_line(trainer, result.val))
+    say(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
+    say(trainer.sample(trainer.prime, RECITAL_CHARS))
     return 0
 
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
-    model, ck = load_model(args.model)
+    if not args.model:
+        raise UsageError("--model must not be empty (an unset shell variable?)")
+    model, ck = load_model(args.model, fused=False)
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
     if args.prime_file is not None:
         prime = read_text(args.prime_file)

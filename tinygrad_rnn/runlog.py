@@ -13,7 +13,7 @@ import argparse
 import csv
 import math
 import os
-from typing import IO, Any, Optional
+from typing import Any, Optional
 
 from tinygrad_rnn.evaluate import Evaluation
 from tinygrad_rnn.train import INITS, SCHEDULES, Trainer
@@ -80,21 +80,21 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
 
 def header(trainer: Trainer, resumed: bool) -> str:
-    """The first line of a run: what is trained on what, with which settings."""
+    """The first lines of a run: what is trained on what with which settings, then the model's
+    size, its init and what issue 15 added (held-out text, dropout, schedule)."""
     c = trainer.config
     source = "the built-in verse x100" if c.text is None else os.path.abspath(c.text)
     start = f"resuming at step {trainer.steps_done}" if resumed else "training"
     held = 0 if trainer.val_ids is None else len(trainer.val_ids)
     n_params = sum(p.data.size for p in trainer.params)
-    extras = [f"{n_params} parameters", f"init {c.init}"]
-    extras += [f"{held} characters held out for validation"] if held else []
+    extras = [f"{held} characters held out for validation"] if held else []
     extras += [f"dropout {c.dropout}"] if c.dropout else []
     extras += [f"schedule {_schedule(c)}"] if c.schedule != "none" else []
     return (
         f"{start}: {source}, {trainer.text_length} characters, vocabulary {len(trainer.vocab)}, "
         f"{c.cell} x{c.layers}, hidden {c.hidden}, seq-len {c.seq_len}, batch {c.batch}, "
         f"{c.optim} lr {c.lr}, clip {c.clip}, seed {c.seed}, {c.dtype}, {'fused' if c.fused else 'autograd'}"
-        + "".join(", " + e for e in extras)
+        f"\nmodel: {n_params} parameters, init {c.init}" + "".join(", " + e for e in extras)
     )
 
 
@@ -131,16 +131,6 @@ def make_row(trainer: Trainer, loss: float, val: Optional[Evaluation]) -> Row:
     t = trainer.config.seq_len
     v = None if val is None else val.nats_per_char
     return trainer.steps_done - 1, loss / t, trainer.smooth / t, v
-
-
-def open_log(path: str, resumed: bool) -> tuple[IO[str], Any]:
-    """The CSV log and its writer; a resumed run appends to a log that has rows."""
-    append = resumed and os.path.exists(path) and os.path.getsize(path) > 0
-    log = open(path, "a" if append else "w", newline="", encoding="utf-8")
-    writer = csv.writer(log)
-    if not append:
-        writer.writerow(LOG_COLUMNS)
-    return log, writer
 
 
 def log_row(writer: Any, row: Row, trainer: Trainer) -> None:

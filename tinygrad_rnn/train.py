@@ -369,10 +369,7 @@ class Trainer:
         loss, h = self.model.loss(chunk.inputs, chunk.targets, self.hidden)
         value = float(loss.item())
         if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"the loss became {value} at step {self.steps_done}; training stopped "
-                f"(the last good checkpoint is {self.out}; try a smaller --lr)"
-            )
+            raise TrainingDiverged(f"the loss became {value} at step {self.steps_done}; training stopped")
         self.opt.zero_grad()
         loss.backward()
         if self.config.clip > 0:
@@ -435,8 +432,7 @@ class Trainer:
         for name, p in self.model.named_parameters():
             if not np.isfinite(p.data).all():
                 raise TrainingDiverged(
-                    f"parameter {name} became NaN or infinite at step {self.steps_done - 1}; training "
-                    f"stopped (the last good checkpoint is {self.out}; try a smaller --lr)"
+                    f"parameter {name} became NaN or infinite at step {self.steps_done - 1}; training stopped"
                 )
 
     def save(self, path: Optional[str] = None) -> None:
@@ -506,9 +502,10 @@ def best_path(out: str) -> str:
     return stem + ".best.npz"
 
 
-def load_model(path: str) -> tuple[CharRNN, Checkpoint]:
-    """The model a checkpoint holds, in eval mode, and the checkpoint; CheckpointError if it does not fit."""
+def load_model(path: str, fused: Optional[bool] = None) -> tuple[CharRNN, Checkpoint]:
+    """The model a checkpoint holds, in eval mode, and the checkpoint; CheckpointError if it does
+    not fit. fused: override the checkpoint's choice (None: the run's, so figures match it)."""
     ck = ckpt_io.load(path)
-    model = TrainConfig.from_checkpoint(ck, path).make_model(len(ck.vocab), rng=0)
+    model = TrainConfig.from_checkpoint(ck, path).make_model(len(ck.vocab), rng=0, fused=fused)
     load_params(model, ck, path)
     return model.eval(), ck

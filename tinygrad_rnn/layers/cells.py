@@ -16,16 +16,16 @@ from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_rnn.creation import RNG
+from tinygrad_rnn.creation import generator as _generator
 from tinygrad_rnn.fused import RNNRecurrence
 from tinygrad_rnn.layers.basic import Dropout, _linear
 from tinygrad_rnn.layers.module import (
-    RNG,
     DType,
     Module,
     Parameter,
     _as_tensor,
     _check_sizes,
-    _generator,
     _small_normal,
 )
 from tinygrad_rnn.ops import addmm, concat, stack

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tinygrad_rnn.creation import RNG
+from tinygrad_rnn.creation import generator as _generator
 from tinygrad_rnn.fused import CharRNNLoss
 from tinygrad_rnn.init import uniform_
 from tinygrad_rnn.layers.basic import Dropout, Embedding, Linear, _linear
@@ -30,7 +32,7 @@ from tinygrad_rnn.layers.cells import (
     _state,
     _state_shape,
 )
-from tinygrad_rnn.layers.module import RNG, DType, Module, Parameter, _check_sizes, _generator, _small_normal
+from tinygrad_rnn.layers.module import DType, Module, Parameter, _check_sizes, _small_normal
 from tinygrad_rnn.ops import class_ids, softmax_cross_entropy
 from tinygrad_rnn.tape import no_grad
 from tinygrad_rnn.tensor import ArrayLike, Tensor
