@@ -143,6 +143,9 @@ def run(args: argparse.Namespace, out: Optional[Any] = None) -> int:
     from tinygrad_rnn.train import load_model  # the app layer; imported here to keep this module light
 
     out = out or sys.stdout
+    for flag, path in (("--model", args.model), ("--text", args.text)):
+        if not path:
+            raise DataError(f"{flag} must not be empty (an unset shell variable?)")
     if args.batch < 1:
         raise DataError(f"--batch must be an integer >= 1, got {args.batch}")
     model, ck = load_model(args.model)
