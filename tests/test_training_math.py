@@ -48,15 +48,15 @@ def notebook_loop(params: dict[str, np.ndarray], data: np.ndarray, steps: int, c
 
 
 def train_cli(tmp: Path, *flags: str) -> tuple[list[float], dict[str, np.ndarray]]:
-    """Run `train` on TEXT; its per-step losses (the log keeps repr) and final seed-shaped params."""
+    """Run `train` on TEXT (nothing held out); its per-step losses and final seed-shaped params."""
     (tmp / "text.txt").write_text(TEXT, encoding="utf-8")
     cmd = [sys.executable, "-m", "tinygrad_rnn", "train", "--text", "text.txt", "--steps", str(STEPS)]
     cmd += ["--hidden", str(HIDDEN), "--seq-len", str(SEQ), "--lr", str(LR), "--sample-every", "0"]
-    cmd += ["--out", "ck.npz", "--log", "log.csv", *flags]
+    cmd += ["--out", "ck.npz", "--log", "log.csv", "--val-frac", "0", *flags]
     r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with open(tmp / "log.csv", encoding="utf-8") as f:
-        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+        losses = [float(row["nats_per_char"]) * SEQ for row in csv.DictReader(f)]  # the chunk's loss
     ck = checkpoint.load(tmp / "ck.npz")
     model = CharRNN(len(ck.vocab), HIDDEN, rng=0)
     model.load_state_dict(ck.params)

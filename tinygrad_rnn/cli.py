@@ -1,15 +1,17 @@
-"""`tinygrad-rnn train | sample | gradcheck | gradflow | bench`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | eval | gradcheck | gradflow | bench`: the notebook as a program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
     tinygrad-rnn train --resume my.npz --steps 5000     # continues exactly where it stopped
     tinygrad-rnn train --cell lstm --layers 2           # an LSTM (or GRU) stack instead
     tinygrad-rnn sample --model my.npz --prime "Hope" -n 300
+    tinygrad-rnn eval --model my.npz --text other.txt   # bits per character on a text
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
 This file parses options and prints; the loop is `run.py`, the training program `train.py`
-(TrainConfig, Trainer), the gradient reports `reports.py`, the benchmarks `benchmarks/`.
+(TrainConfig, Trainer), what a run prints and logs `runlog.py`, evaluation `evaluate.py`,
+the gradient reports `reports.py`, the benchmarks `benchmarks/`.
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
@@ -29,9 +31,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn import gradflow
+from tinygrad_rnn import evaluate, gradflow, runlog
 from tinygrad_rnn.checkpoint import CheckpointError
-from tinygrad_rnn.data import DataError
+from tinygrad_rnn.data import DataError, read_text
 from tinygrad_rnn.guard import (
     UsageError,
     check_train_paths,
@@ -43,7 +45,7 @@ from tinygrad_rnn.guard import (
 )
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
-from tinygrad_rnn.run import Row, RunOptions, RunResult, run
+from tinygrad_rnn.run import RunOptions, RunResult, run
 from tinygrad_rnn.train import (
     DEFAULT_OUT,
     DTYPES,
@@ -52,7 +54,7 @@ from tinygrad_rnn.train import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
-    load_params,
+    load_model,
     training_text,
 )
 
@@ -108,11 +110,14 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,gradcheck,gradflow,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,eval,gradcheck,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
+    e = sub.add_parser("eval", help=evaluate.HELP, description=evaluate.DESCRIPTION)
+    evaluate.add_arguments(e)
+    e.set_defaults(run=evaluate.run)
     _add_gradcheck(sub)
     f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
     gradflow.add_arguments(f)
@@ -171,8 +176,9 @@ def _add_train(sub: Any) -> None:
         "--out", metavar="PATH", help=f"checkpoint to write (default {DEFAULT_OUT}, or --resume's)"
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
-    t.add_argument("--log", metavar="PATH", help="CSV of step, loss, smoothed loss, seconds")
-    t.add_argument("--plot", metavar="PATH", help="PNG of the loss curve (needs matplotlib)")
+    t.add_argument("--log", metavar="PATH", help="CSV of step, losses per character, seconds")
+    t.add_argument("--plot", metavar="PATH", help="PNG of the losses (after --resume: the run's, from --log)")
+    runlog.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
 
@@ -181,7 +187,9 @@ def _add_sample(sub: Any) -> None:
     s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
+    s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
     s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
+    s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
     s.add_argument(
         "--seed", type=_nonnegative_int, default=0, help="seed of the random generator (default 0)"
     )
@@ -229,26 +237,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # --- shared helpers --------------------------------------------------------------------------
-def _plot(path: str, rows: list[Row]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r[0] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, [r[1] for r in rows], lw=0.5, alpha=0.4, label="loss")
-    ax.plot(steps, [r[2] for r in rows], lw=1.5, label="smoothed loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy per chunk")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# --- train -----------------------------------------------------------------------------------
 def _note(message: str) -> None:
     print(f"{PROG}: note: {message}", file=sys.stderr)
 
@@ -264,6 +252,8 @@ def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
         if args.text is None and config.text is not None:  # the path came from the checkpoint
             raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
         raise
+    if saved is not None and config.changes(saved):
+        _note(f"fine-tuning: {', '.join(config.changes(saved))}")
     trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
     if ck is not None and not trainer.restore(ck, args.resume):
         if "text_sha256" in ck.config:
@@ -278,31 +268,20 @@ def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
     return trainer, ck is not None
 
 
-def _header(trainer: Trainer, resumed: bool) -> str:
-    """The first line of a run: what is trained on what, with which settings."""
-    c = trainer.config
-    source = "the built-in verse x100" if c.text is None else os.path.abspath(c.text)
-    start = f"resuming at step {trainer.steps_done}" if resumed else "training"
-    return (
-        f"{start}: {source}, {trainer.text_length} characters, vocabulary {len(trainer.vocab)}, "
-        f"{c.cell} x{c.layers}, hidden {c.hidden}, seq-len {c.seq_len}, batch {c.batch}, "
-        f"{c.optim} lr {c.lr}, clip {c.clip}, seed {c.seed}, {c.dtype}, {'fused' if c.fused else 'autograd'}"
-    )
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     out = check_train_paths(args)
     with out_lock(out, _note):
         trainer, resumed = _start(args, out)
-        say(_header(trainer, resumed))
+        say(runlog.header(trainer, resumed))
         result = RunResult()
+        eval_every = args.sample_every if args.eval_every is None else args.eval_every
+        opts = RunOptions(args.steps, args.sample_every, args.save_every, args.log, resumed, eval_every)
         try:
-            run(
-                trainer, RunOptions(args.steps, args.sample_every, args.save_every, args.log, resumed), result
-            )
+            run(trainer, opts, result)
         finally:
             if args.plot and result.rows:
-                _plot(args.plot, result.rows)
+                whole = runlog.read_log(args.log) if args.log and resumed else []
+                runlog.plot(args.plot, whole or result.rows)  # after --resume, the whole run's curve
     if result.note:
         _note(result.note)
     if result.signal is not None:
@@ -313,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             where = "no checkpoint written"
         print(f"{PROG}: interrupted by {name} after step {trainer.steps_done}: {where}", file=sys.stderr)
         return 128 + result.signal
-    say(f"done: step {trainer.steps_done}, smoothed loss {trainer.smooth:.4f}, checkpoint {trainer.out}")
+    say(runlog.done_line(trainer, result.val))
     say(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
     say(trainer.sample(trainer.prime, RECITAL_CHARS))
     return 0
@@ -323,17 +302,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("--model must not be empty (an unset shell variable?)")
-    ck = ckpt_io.load(args.model)
-    model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
-    load_params(model, ck, args.model)
+    model, ck = load_model(args.model, fused=False)
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
+    if args.prime_file is not None:
+        prime = read_text(args.prime_file)
     if not prime:
         raise UsageError("--prime must not be empty")
     unknown = ck.vocab.unknown(prime)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown)
         raise UsageError(f"the prime has characters that are not in the model's vocabulary: {shown}")
-    ids = model.sample(ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed)
+    ids = model.sample(
+        ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed, top_k=args.top_k
+    )
     print(prime + ck.vocab.decode(ids))
     return 0
 

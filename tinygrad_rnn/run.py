@@ -22,38 +22,44 @@ from typing import IO, Any, Optional
 import numpy as np
 from tqdm import tqdm
 
+from tinygrad_rnn import runlog
+from tinygrad_rnn.evaluate import Evaluation
 from tinygrad_rnn.guard import StopSignals, say, trim_log
+from tinygrad_rnn.runlog import Row
 from tinygrad_rnn.train import Trainer, TrainingDiverged
 
 SAMPLE_CHARS = 150  # the seed's progress samples
 EXPLODE_FACTOR = 10.0  # a loss above this many times the run's first loss ...
 EXPLODE_STEPS = 100  # ... for this many steps in a row stops training
-Row = tuple[int, float, float, float]  # step, loss, smoothed loss, seconds
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """steps: steps of this run; sample_every / save_every: print a sample / write a checkpoint
     every N steps (0: never; a checkpoint is also written at the end); log: a CSV path or None;
-    resumed: the trainer continues a checkpoint (the log is trimmed to it, then appended to)."""
+    resumed: the trainer continues a checkpoint (the log is trimmed to it, then appended to);
+    eval_every: the validation loss every N steps (0: never) and at the end, with a held-out text."""
 
     steps: int
     sample_every: int = 1000
     save_every: int = 1000
     log: Optional[str] = None
     resumed: bool = False
+    eval_every: int = 0
 
 
 @dataclass
 class RunResult:
-    """rows: (step, loss, smoothed, seconds) of this run; signal: the signal that stopped it
-    (None: it ran all its steps); saved: the step of the last checkpoint written (None: none);
-    note: why the run ended without a checkpoint of its last step."""
+    """rows: (step, loss, smoothed, validation) per character of this run (`runlog.Row`);
+    signal: the signal that stopped it (None: it ran all its steps); saved: the step of the last
+    checkpoint written (None: none); note: why the run ended without a checkpoint of its last
+    step; val: the last validation figure (None: none measured)."""
 
     rows: list[Row] = field(default_factory=list)
     signal: Optional[int] = None
     saved: Optional[int] = None
     note: Optional[str] = None
+    val: Optional[Evaluation] = None
 
 
 class Watch:
@@ -88,7 +94,7 @@ def _open_log(path: str, resumed_at: Optional[int]) -> tuple[IO[str], Any]:
     log = open(path, "a" if append else "w", newline="", encoding="utf-8")
     writer = csv.writer(log)
     if not append:
-        writer.writerow(["step", "loss", "smooth_loss", "seconds"])
+        writer.writerow(runlog.LOG_COLUMNS)
     return log, writer
 
 
@@ -139,19 +145,23 @@ def _loop(trainer: Trainer, opts: RunOptions, result: RunResult, tools: tuple[An
     """The steps of `run`: train, log, watch, sample, save; stop early on a signal."""
     log, writer, bar, watch, stop = tools
     start = time.perf_counter() - trainer.seconds
+    before, chars = trainer.seconds, trainer.config.seq_len * trainer.config.batch
     for i in range(opts.steps):
         loss = trainer.step()
-        step, smooth = trainer.steps_done - 1, trainer.smooth
+        step = trainer.steps_done - 1
         trainer.seconds = time.perf_counter() - start
-        result.rows.append((step, loss, smooth, trainer.seconds))
+        measure = (opts.eval_every and step % opts.eval_every == 0) or i == opts.steps - 1
+        val = trainer.validate() if measure else None
+        result.val = val or result.val
+        result.rows.append(runlog.make_row(trainer, loss, val))
         if writer is not None:
-            writer.writerow([step, repr(loss), repr(smooth), f"{trainer.seconds:.3f}"])
+            runlog.log_row(writer, result.rows[-1], trainer)
         watch.update(loss, step)
         if opts.sample_every and step % opts.sample_every == 0:
             trainer.check_finite()
             # like the seed: primed with the chunk's first input, from a zero state
             text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
-            say(f"--- step {step}, loss {loss:.4f}, smoothed {smooth:.4f}\n{text}", bar.write)
+            say(f"{runlog.sample_header(step, result.rows[-1])}\n{text}", bar.write)
         if (
             opts.save_every
             and trainer.steps_done % opts.save_every == 0
@@ -161,7 +171,8 @@ def _loop(trainer: Trainer, opts: RunOptions, result: RunResult, tools: tuple[An
             _save(trainer, result, log)
         bar.update(1)
         if step % 10 == 0 or i == opts.steps - 1:
-            bar.set_postfix_str(f"loss {smooth:.4f}", refresh=False)
+            rate = (i + 1) * chars / max(trainer.seconds - before, 1e-9)
+            bar.set_postfix_str(f"{result.rows[-1][2]:.4f} nats/char, {rate:.0f} chars/s", refresh=False)
         if stop.received is not None:
             result.signal = stop.received
             return

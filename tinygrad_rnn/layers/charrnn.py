@@ -15,6 +15,7 @@ import numpy as np
 from tinygrad_rnn.creation import RNG
 from tinygrad_rnn.creation import generator as _generator
 from tinygrad_rnn.fused import CharRNNLoss
+from tinygrad_rnn.init import uniform_
 from tinygrad_rnn.layers.basic import Dropout, Embedding, Linear, _linear
 from tinygrad_rnn.layers.cells import (
     CELLS,
@@ -91,6 +92,8 @@ class CharRNN(Module):
     outputs before the output layer (a `Dropout` module `drop`), in training mode only;
     masks come from the Generator that drew the weights (set each Dropout's `rng` to hand
     another). dropout=0 adds nothing: the model computes exactly what it did without it.
+    init: "notebook" draws every weight from N(0, 0.01) (the seed's); "pytorch" redraws the
+    recurrent layers' weights and biases from U(-1/sqrt(H), 1/sqrt(H)) (nn.RNN/LSTM/GRU's).
     """
 
     weight_hh: Parameter  # the seed's body
@@ -107,10 +110,13 @@ class CharRNN(Module):
         cell: str = "rnn",
         num_layers: int = 1,
         dropout: float = 0.0,
+        init: str = "notebook",
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        if init not in ("notebook", "pytorch"):
+            raise ValueError(f"CharRNN: init must be 'notebook' or 'pytorch', not {init!r}")
         cell_class = _cell_class(cell, "CharRNN")
         _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
         if fused:
@@ -122,6 +128,11 @@ class CharRNN(Module):
         self._loss_is_one_op = fused and self._body.has_seed_arrays and self.dropout == 0
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
         self._body.add_params(self, g, dtype)
+        if init == "pytorch":
+            bound = 1 / np.sqrt(hidden_size)
+            for name, p in self.named_parameters():
+                if not name.startswith("embed."):  # the recurrent layers' (registered so far)
+                    uniform_(p, -bound, bound, rng=g)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
         if self.dropout > 0:
             self.drop = Dropout(self.dropout, rng=g)
@@ -216,23 +227,30 @@ class CharRNN(Module):
         temperature: float = 1.0,
         rng: RNG = None,
         h0: Optional[StateLike] = None,
+        top_k: Optional[int] = None,
     ) -> list[int]:
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
-        temperature scales the logits (0: always the most likely id); rng is a Generator
-        or an int seed. Runs in eval mode (no dropout, no draw from its Generator), then
-        puts every module's mode back.
+        temperature scales the logits (0: always the most likely id); top_k: draw among the
+        k most likely ids only (None: all); rng is a Generator or an int seed. Runs in eval
+        mode (no dropout, no draw from its Generator), then puts every module's mode back.
         """
         modes = [(m, m.training) for m in self.modules()]
         self.eval()
         try:
-            return self._sample(prime_ids, n, temperature, rng, h0)
+            return self._sample(prime_ids, n, temperature, rng, h0, top_k)
         finally:
             for m, training in modes:
                 m.training = training
 
     def _sample(
-        self, prime_ids: ArrayLike, n: int, temperature: float, rng: RNG, h0: Optional[StateLike]
+        self,
+        prime_ids: ArrayLike,
+        n: int,
+        temperature: float,
+        rng: RNG,
+        h0: Optional[StateLike],
+        top_k: Optional[int] = None,
     ) -> list[int]:
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
@@ -242,6 +260,8 @@ class CharRNN(Module):
             raise ValueError(f"CharRNN.sample: temperature must be finite and >= 0, got {temperature}")
         if n < 0:
             raise ValueError(f"CharRNN.sample: n must be >= 0, got {n}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"CharRNN.sample: top_k must be an integer >= 1 or None, got {top_k!r}")
         logits, h = self.forward(ids, h0)
         out: list[int] = []
         for i in range(n):
@@ -250,6 +270,8 @@ class CharRNN(Module):
                 nxt = int(np.argmax(z))
             else:
                 z = z / temperature
+                if top_k is not None and top_k < len(z):  # ties at the k-th value stay in
+                    z = np.where(z < np.partition(z, -top_k)[-top_k], -np.inf, z)
                 p = np.exp(z - z.max())
                 nxt = int(g.choice(self.vocab_size, p=p / p.sum()))
             out.append(nxt)
