@@ -48,6 +48,7 @@ from tinygrad_rnn.train import (
     Trainer,
     TrainingDiverged,
     load_params,
+    meta_value,
     training_text,
 )
 
@@ -362,7 +363,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     ck = ckpt_io.load(args.model)
     model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
     load_params(model, ck, args.model)
-    prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
+    saved = meta_value(ck.config, "prime", "str", f"invalid checkpoint {args.model}", "")
+    prime = args.prime if args.prime is not None else saved or ck.vocab.chars[0]
     if not prime:
         raise UsageError("--prime must not be empty")
     unknown = ck.vocab.unknown(prime)
