@@ -200,9 +200,8 @@ class CharRNN(Module):
     ) -> list[int]:
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
-        temperature divides the logits (0: always the most likely id, and so in effect does
-        any temperature small enough to overflow the quotient, 1e-310 say); rng is a
-        Generator or an int seed.
+        temperature scales the logits (0: always the most likely id); rng is a Generator
+        or an int seed.
         """
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
@@ -219,7 +218,9 @@ class CharRNN(Module):
             if temperature == 0:
                 nxt = int(np.argmax(z))
             else:
-                with np.errstate(over="ignore"):  # shift first: an overflow is -inf, never NaN
+                # shift, then divide: a temperature so small that the quotient overflows (1e-310)
+                # gives -inf, never NaN, for all but the largest logits: greedy, as 0 is
+                with np.errstate(over="ignore"):
                     z = (z - z.max()) / temperature
                 p = np.exp(z)
                 nxt = int(g.choice(self.vocab_size, p=p / p.sum()))
