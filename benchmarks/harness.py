@@ -49,6 +49,8 @@ from contenders import (
     torch_twin,
 )
 
+from tinygrad_rnn.cli import _nonnegative_int, _positive_int  # the command line's own number checks
+
 
 def interleaved(
     contenders: Sequence[Contender], steps: int, rounds: int, warmup: int
@@ -310,22 +312,6 @@ def _csv_ints(text: str) -> list[int]:
     return values
 
 
-def _count(least: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= least (1: steps, rounds, sizes; 0: warmup steps)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = least - 1
-        if value < least:
-            want = "a positive integer" if least == 1 else f"an integer >= {least}"
-            raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
-        return value
-
-    return parse
-
-
 def _configs(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     bad = [n for n in names if n not in CONFIGS]
@@ -340,11 +326,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="tiny settings: a few steps, small scaling and memory runs"
     )
     p.add_argument("--configs", type=_configs, default=["seed", "scale"], help="comma-separated: seed,scale")
-    p.add_argument("--steps", type=_count(1), help="steps per contender per round (default 20)")
+    p.add_argument("--steps", type=_positive_int, help="steps per contender per round (default 20)")
     p.add_argument(
-        "--rounds", type=_count(1), help="rounds of interleaved timing; medians are reported (default 15)"
+        "--rounds", type=_positive_int, help="rounds of interleaved timing; medians are reported (default 15)"
     )
-    p.add_argument("--warmup", type=_count(0), help="untimed steps per contender first (default 5)")
+    p.add_argument("--warmup", type=_nonnegative_int, help="untimed steps per contender first (default 5)")
     p.add_argument(
         "--seq-lens", type=_csv_ints, help="T values of the scaling table (default 25,50,100,200,400)"
     )
@@ -356,14 +342,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--memory-t", type=_csv_ints, help="T values of the peak-memory check (default 250,500,1000)"
     )
     p.add_argument(
-        "--memory-steps", type=_count(1), help="steps of the long-run memory check (default 10000)"
+        "--memory-steps", type=_positive_int, help="steps of the long-run memory check (default 10000)"
     )
     p.add_argument("--no-memory", action="store_true", help="skip the memory checks")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument(
-        "--threads", type=_count(1), help="torch.set_num_threads (default: the threads numpy's BLAS may use)"
+        "--threads",
+        type=_positive_int,
+        help="torch.set_num_threads (default: the threads numpy's BLAS may use)",
     )
-    p.add_argument("--matmul-n", type=_count(1), help="size of the reference numpy matmul (default 1024)")
+    p.add_argument("--matmul-n", type=_positive_int, help="size of the reference numpy matmul (default 1024)")
     p.add_argument(
         "--profile",
         choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES,

@@ -11,7 +11,6 @@ import io
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tracemalloc
@@ -22,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+from test_cli import _bad as one_line_error  # one line on stderr, exit code 2, no traceback
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn import train as train_mod
@@ -40,14 +40,6 @@ def cli(*args: str, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "tinygrad_rnn", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, **kw)
-
-
-def one_line_error(r: subprocess.CompletedProcess[str], message: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().split("\n")
-    assert len(lines) == 1, r.stderr
-    assert re.search(message, lines[0]), lines[0]
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -430,20 +422,8 @@ def test_a_byte_order_mark_is_not_a_character(tmp_path) -> None:
     assert read_text(tmp_path / "inner.txt") == inner
     runs = {}
     for name in ("plain", "bom"):
-        r = cli(
-            "train",
-            "--text",
-            f"{name}.txt",
-            "--steps",
-            "3",
-            "--hidden",
-            "4",
-            "--seq-len",
-            "4",
-            "--out",
-            f"{name}.npz",
-            cwd=tmp_path,
-        )
+        sizes = "--steps 3 --hidden 4 --seq-len 4".split()
+        r = cli("train", "--text", f"{name}.txt", *sizes, "--out", f"{name}.npz", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         runs[name] = ckpt_io.load(tmp_path / f"{name}.npz")
     assert runs["bom"].vocab == runs["plain"].vocab == CharVocab(TEXT)
