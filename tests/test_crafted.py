@@ -114,6 +114,14 @@ def nan_in_optimizer_state(ck: Checkpoint) -> None:
     state["exp_avg_sq"] = np.full_like(state["exp_avg_sq"], np.nan)
 
 
+def set_generator(key: str, value: Any) -> Callable[[Checkpoint], None]:
+    def edit(ck: Checkpoint) -> None:
+        assert ck.rng is not None
+        ck.rng["state"][key] = value
+
+    return edit
+
+
 def nan_in_hidden(ck: Checkpoint) -> None:
     assert ck.hidden is not None
     ck.hidden[0, 0] = np.nan
@@ -191,6 +199,13 @@ CASES: list[tuple[str, Callable[[Path, Path], None], str, tuple[str, ...]]] = [
         r"'optim/\d+' of the optimizer state contains NaN",
         BOTH,
     ),
+    (
+        "rng-state-huge",
+        resaved(set_generator("state", 2**200)),
+        r"generator state: ",
+        TRAIN,
+    ),
+    ("rng-inc-negative", resaved(set_generator("inc", -1)), r"generator state: ", TRAIN),
     ("nan-hidden", resaved(nan_in_hidden), r"the hidden state contains NaN", BOTH),
     ("json-100000-deep", deep_json(100_000), r"meta nests deeper than 100 levels", BOTH),
     ("json-150-deep", deep_json(150), r"meta nests deeper than 100 levels", BOTH),

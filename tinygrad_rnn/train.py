@@ -398,11 +398,11 @@ class Trainer:
         check_optimizer_state(ck.optimizer, self.config.lr, where)
         try:
             self.opt.load_state_dict(ck.optimizer)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
             raise CheckpointError(f"{where}: optimizer state: {e}") from None
         try:
             self.rng.bit_generator.state = ck.rng
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
             raise CheckpointError(f"{where}: generator state: {e}") from None
         self.steps_done = ck.step
         self.smooth = meta_value(ck.extra, "smooth_loss", "float", where, self.smooth, minimum=0.0)
