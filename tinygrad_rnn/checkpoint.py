@@ -110,7 +110,7 @@ def _unpack(node: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
         raise CheckpointError("malformed state tree in meta")
     ((tag, value),) = node.items()
     if tag in ("array", "scalar"):
-        if value not in arrays or not str(value).startswith("optim/"):
+        if not isinstance(value, str) or value not in arrays or not value.startswith("optim/"):
             raise CheckpointError(f"missing array {value!r} referenced by the optimizer state")
         used.add(value)
         a = arrays[value]
@@ -128,7 +128,10 @@ def _unpack(node: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
         items = [_unpack(v, arrays, used) for v in value]
         return items if tag == "list" else tuple(items)
     if tag == "dict" and isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
-        return {_unpack(k, arrays, used): _unpack(v, arrays, used) for k, v in value}
+        keys = [_unpack(k, arrays, used) for k, _ in value]
+        if not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys):
+            raise CheckpointError("malformed state tree in meta (a dict key that is not a str or int)")
+        return {k: _unpack(v, arrays, used) for k, (_, v) in zip(keys, value)}
     raise CheckpointError(f"malformed state tree in meta (tag {tag!r})")
 
 
