@@ -140,6 +140,12 @@ def huge_int(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     return json.dumps(meta).replace('"HUGE"', "9" * 5000)
 
 
+def array_reference_as_list(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+    text = json.dumps(meta)
+    assert '"array": "optim/0"' in text
+    return text.replace('"array": "optim/0"', '"array": ["optim/0"]')
+
+
 def surrogate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     vocab = arrays["vocab"].copy()
     vocab[-1] = 0xD800  # still sorted and distinct: only the surrogate is wrong
@@ -210,6 +216,7 @@ CASES: list[tuple[str, Callable[[Path, Path], None], str, tuple[str, ...]]] = [
     ("json-100000-deep", deep_json(100_000), r"meta nests deeper than 100 levels", BOTH),
     ("json-150-deep", deep_json(150), r"meta nests deeper than 100 levels", BOTH),
     ("json-huge-int", raw(huge_int), r"meta is not valid JSON", BOTH),
+    ("state-tree-list", raw(array_reference_as_list), r"missing array \['optim/0'\] referenced", BOTH),
     ("surrogate", raw(surrogate), r"lone surrogate U\+D800", BOTH),
     ("step-negative", raw(lambda m, a: m.__setitem__("step", -1)), r"meta.step must be a non-negative", BOTH),
     (
