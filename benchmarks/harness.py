@@ -49,6 +49,8 @@ from contenders import (
     torch_twin,
 )
 
+from tinygrad_rnn.cli import _nonnegative_int, _positive_int  # the command line's own number checks
+
 
 def interleaved(
     contenders: Sequence[Contender], steps: int, rounds: int, warmup: int
@@ -328,11 +330,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="tiny settings: a few steps, small scaling and memory runs"
     )
     p.add_argument("--configs", type=_configs, default=["seed", "scale"], help="comma-separated: seed,scale")
-    p.add_argument("--steps", type=int, help="steps per contender per round (default 20)")
+    p.add_argument("--steps", type=_positive_int, help="steps per contender per round (default 20)")
     p.add_argument(
-        "--rounds", type=int, help="rounds of interleaved timing; medians are reported (default 15)"
+        "--rounds", type=_positive_int, help="rounds of interleaved timing; medians are reported (default 15)"
     )
-    p.add_argument("--warmup", type=int, help="untimed steps per contender first (default 5)")
+    p.add_argument("--warmup", type=_nonnegative_int, help="untimed steps per contender first (default 5)")
     p.add_argument(
         "--seq-lens", type=_csv_ints, help="T values of the scaling table (default 25,50,100,200,400)"
     )
@@ -343,13 +345,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--memory-t", type=_csv_ints, help="T values of the peak-memory check (default 250,500,1000)"
     )
-    p.add_argument("--memory-steps", type=int, help="steps of the long-run memory check (default 10000)")
+    p.add_argument(
+        "--memory-steps", type=_positive_int, help="steps of the long-run memory check (default 10000)"
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the memory checks")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument(
-        "--threads", type=int, help="torch.set_num_threads (default: the threads numpy's BLAS may use)"
+        "--threads",
+        type=_positive_int,
+        help="torch.set_num_threads (default: the threads numpy's BLAS may use)",
     )
-    p.add_argument("--matmul-n", type=int, help="size of the reference numpy matmul (default 1024)")
+    p.add_argument("--matmul-n", type=_positive_int, help="size of the reference numpy matmul (default 1024)")
     p.add_argument(
         "--profile",
         choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES,

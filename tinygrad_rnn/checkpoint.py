@@ -22,18 +22,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from tinygrad_rnn.data import CharVocab, DataError
+from tinygrad_rnn.validate import OPTIMIZER_SLOTS, param_count, physical_memory, show_bytes
 
 FORMAT = "tinygrad_rnn-checkpoint"
 VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
+MAX_DEPTH = 100  # levels of JSON in meta; ours has about 15
+MAX_META_BYTES = 2**24  # 16 MiB of meta; ours has a few kB
+FALLBACK_NUMBERS = 2**28  # what a config without sizes may declare: 2 GiB of float64
+_SIZE_KEYS = (("vocab_size", None), ("hidden_size", None), ("num_layers", 1), ("batch_size", 1))
 
 
 class CheckpointError(ValueError):
@@ -103,7 +110,7 @@ def _unpack(node: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
         raise CheckpointError("malformed state tree in meta")
     ((tag, value),) = node.items()
     if tag in ("array", "scalar"):
-        if value not in arrays or not str(value).startswith("optim/"):
+        if not isinstance(value, str) or value not in arrays or not value.startswith("optim/"):
             raise CheckpointError(f"missing array {value!r} referenced by the optimizer state")
         used.add(value)
         a = arrays[value]
@@ -121,7 +128,10 @@ def _unpack(node: Any, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
         items = [_unpack(v, arrays, used) for v in value]
         return items if tag == "list" else tuple(items)
     if tag == "dict" and isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
-        return {_unpack(k, arrays, used): _unpack(v, arrays, used) for k, v in value}
+        keys = [_unpack(k, arrays, used) for k, _ in value]
+        if not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys):
+            raise CheckpointError("malformed state tree in meta (a dict key that is not a str or int)")
+        return {k: _unpack(v, arrays, used) for k, (_, v) in zip(keys, value)}
     raise CheckpointError(f"malformed state tree in meta (tag {tag!r})")
 
 
@@ -195,7 +205,8 @@ def save(path: PathLike, ckpt: Checkpoint) -> None:
 
 
 # --- load ------------------------------------------------------------------------------------
-def _read_all(path: str) -> dict[str, np.ndarray]:
+def _open(path: str) -> Any:
+    """The archive, opened lazily (np.load reads no array yet); CheckpointError if it is none."""
     try:
         npz = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -212,44 +223,160 @@ def _read_all(path: str) -> dict[str, np.ndarray]:
         ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise CheckpointError(f"not a checkpoint (a single .npy array, not an .npz archive): {path}")
-    with npz:
-        out = {}
-        for key in npz.files:
-            try:
-                out[key] = npz[key]
-            except ValueError as e:
-                if "pickle" in str(e) or "Object arrays" in str(e):
-                    raise CheckpointError(f"refusing object (pickled) array {key!r} in {path}") from None
-                raise CheckpointError(f"corrupted checkpoint {path}: array {key!r}: {e}") from None
-            except Exception as e:  # zipfile/zlib/EOF errors: bad CRC, truncated member, ...
-                raise CheckpointError(f"corrupted checkpoint {path}: array {key!r}: {e}") from None
-    return out
+    return npz
+
+
+def _read_array(npz: Any, key: str) -> np.ndarray:
+    try:
+        a: np.ndarray = npz[key]
+        return a
+    except ValueError as e:
+        if "pickle" in str(e) or "Object arrays" in str(e):
+            raise CheckpointError(f"refusing object (pickled) array {key!r}") from None
+        raise CheckpointError(f"corrupted array {key!r}: {e}") from None
+    except Exception as e:  # zipfile/zlib/EOF errors: bad CRC, truncated member, ...
+        raise CheckpointError(f"corrupted array {key!r}: {e}") from None
+
+
+def _read_meta(npz: Any, sizes: dict[str, tuple[int, int]]) -> Any:
+    """The meta record's JSON value, or None when there is no meta record."""
+    if "meta" not in sizes:
+        return None
+    meta_arr = _read_array(npz, "meta")
+    if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
+        return None
+    try:
+        return json.loads(str(meta_arr[()]))
+    except RecursionError:
+        raise CheckpointError(f"meta nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise CheckpointError(f"meta is not valid JSON ({e})") from None
 
 
 def load(path: PathLike) -> Checkpoint:
     """Read and validate a checkpoint; CheckpointError with a one-line reason if anything is off.
 
-    Checks: the format tag and version, the meta JSON, the vocabulary, numeric dtypes
-    (object arrays refused), finite parameters, vocab_size/hidden_size/batch_size of the
-    config against the arrays, the optimizer arrays, and that no unknown key is present.
+    Before any array is read, what its members declare is checked (`layout`, `check_budget`);
+    then the format tag and version, the meta JSON (at most MAX_DEPTH levels), the vocabulary,
+    numeric dtypes (object arrays refused), finite parameters, hidden and optimizer states,
+    vocab_size/hidden_size/batch_size of the config against the arrays, and that no unknown
+    key is present.
     """
     path = os.fspath(path)
-    arrays = _read_all(path)
-    meta_arr = arrays.pop("meta", None)
-    if meta_arr is None or meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
-        raise CheckpointError(f"not a tinygrad_rnn checkpoint (no meta record): {path}")
+    with _open(path) as npz:
+        try:
+            sizes = layout(npz.zip)
+            meta = _read_meta(npz, sizes)
+        except CheckpointError as e:
+            raise CheckpointError(f"corrupted checkpoint {path}: {e}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            why = "wrong format tag" if "meta" in sizes else "no meta record"
+            raise CheckpointError(f"not a tinygrad_rnn checkpoint ({why}): {path}")
+        if meta.get("version") != VERSION:
+            raise CheckpointError(
+                f"checkpoint {path} has version {meta.get('version')!r}; this reads {VERSION}"
+            )
+        try:
+            check_depth(meta, "meta")
+            if not isinstance(meta.get("config"), dict):
+                raise CheckpointError("meta.config is missing or not an object")
+            check_budget(sizes, meta["config"])
+            arrays = {key: _read_array(npz, key) for key in sizes if key != "meta"}
+            return _validate(meta, arrays)
+        except CheckpointError as e:
+            raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
+
+
+# --- what an archive may declare, checked before reading it ---------------------------------
+def layout(zf: zipfile.ZipFile) -> dict[str, tuple[int, int]]:
+    """key -> (numbers, bytes) of each member, from the zip directory and the .npy headers only.
+
+    CheckpointError for a member that is not an .npy array, an object (pickled) dtype, a
+    duplicate, a meta over MAX_META_BYTES, or a size other than its header declares.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    for info in zf.infolist():
+        key = info.filename[: -len(".npy")]
+        if not info.filename.endswith(".npy") or key in out:
+            raise CheckpointError(f"unexpected or repeated member {info.filename!r}")
+        shape, dtype, header = _npy_header(zf, info, key)
+        if dtype.hasobject:
+            raise CheckpointError(f"refusing object (pickled) array {key!r}")
+        numbers = math.prod(shape)
+        if header + numbers * dtype.itemsize != info.file_size:
+            raise CheckpointError(
+                f"array {key!r}: its header declares {dtype}{shape}, "
+                f"{numbers * dtype.itemsize} bytes, but the member holds {info.file_size - header}"
+            )
+        if key == "meta" and info.file_size > MAX_META_BYTES:
+            raise CheckpointError(f"meta holds {info.file_size} bytes (at most {MAX_META_BYTES})")
+        out[key] = (numbers, info.file_size)
+    return out
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> tuple[tuple[int, ...], Any, int]:
+    """(shape, dtype, header length) of a member, reading only its first bytes."""
+    fmt = np.lib.format
     try:
-        meta = json.loads(str(meta_arr[()]))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"corrupted checkpoint {path}: meta is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"not a tinygrad_rnn checkpoint (wrong format tag): {path}")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path} has version {meta.get('version')!r}; this reads {VERSION}")
-    try:
-        return _validate(meta, arrays)
-    except CheckpointError as e:
-        raise CheckpointError(f"invalid checkpoint {path}: {e}") from None
+        with zf.open(info) as f:
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise CheckpointError(f"array {key!r}: .npy version {version} is not supported")
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+            return tuple(shape), dtype, f.tell()
+    except CheckpointError:
+        raise
+    except Exception as e:  # zipfile/zlib errors, a header numpy cannot parse
+        raise CheckpointError(f"corrupted array {key!r}: {e}") from None
+
+
+def _sizes_from(config: dict[str, Any]) -> Optional[tuple[int, int, int, int]]:
+    """(vocab_size, hidden_size, num_layers, batch_size) when the config gives them as ints."""
+    values = [config.get(k, d) for k, d in _SIZE_KEYS]
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
+    return (ints[0], ints[1], ints[2], ints[3]) if len(ints) == len(values) else None
+
+
+def check_budget(sizes: dict[str, tuple[int, int]], config: dict[str, Any]) -> None:
+    """CheckpointError if the members declare more numbers than the config's model can hold.
+
+    The bound: twice the parameters and optimizer state (Adam's two arrays per parameter)
+    of the largest cell (an LSTM) with the config's vocab_size, hidden_size and num_layers,
+    plus the hidden state and a full vocabulary; FALLBACK_NUMBERS for a config without sizes.
+    The total must also fit in the machine's memory.
+    """
+    given = _sizes_from(config)
+    if given is None:
+        budget = FALLBACK_NUMBERS
+    else:
+        v, h, layers, batch = given
+        params = param_count(v, h, "lstm", layers)
+        budget = 2 * (1 + OPTIMIZER_SLOTS) * params + 4 * layers * batch * h + 0x110000 + 2**20
+    arrays = {k: n for k, (n, _) in sizes.items() if k != "meta"}
+    total = sum(arrays.values())
+    if total > budget:
+        largest = max(arrays, key=lambda k: arrays[k])
+        raise CheckpointError(
+            f"the arrays declare {total} numbers (largest: {largest!r}, {arrays[largest]}), more than "
+            f"{budget} that a model of this config can hold; refusing to read them"
+        )
+    nbytes, memory = sum(b for _, b in sizes.values()), physical_memory()
+    if nbytes > memory:
+        raise CheckpointError(
+            f"the arrays declare {show_bytes(nbytes)}, more than this machine's {show_bytes(memory)}"
+        )
+
+
+def check_depth(tree: Any, what: str) -> None:
+    """CheckpointError if a JSON value nests deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CheckpointError(f"{what} nests deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children)
 
 
 def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint:
@@ -286,12 +413,7 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint
     if hidden is not None:
         _check_hidden(hidden, config)
     used: set[str] = set()
-    optimizer = _unpack(meta.get("optimizer", {"none": None}), arrays, used)
-    rng = _unpack(meta.get("rng", {"none": None}), arrays, used)
-    if optimizer is not None and not isinstance(optimizer, dict):
-        raise CheckpointError("the optimizer state is not a dict")
-    if rng is not None and not isinstance(rng, dict):
-        raise CheckpointError("the random generator state is not a dict")
+    optimizer, rng = (_state_tree(meta, key, arrays, used) for key in ("optimizer", "rng"))
     known = {"hidden", *used} | {f"param/{n}" for n in params}
     unknown = sorted(set(arrays) - known)
     if unknown:
@@ -309,6 +431,20 @@ def _validate(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint
     )
 
 
+def _state_tree(meta: dict[str, Any], key: str, arrays: dict[str, np.ndarray], used: set[str]) -> Any:
+    """meta[key]'s tree (the optimizer's or the generator's state) with its arrays: a dict or
+    None; its float arrays finite. The keys of the arrays it uses are added to `used`."""
+    mine: set[str] = set()
+    tree = _unpack(meta.get(key, {"none": None}), arrays, mine)
+    for k in sorted(mine):
+        if arrays[k].dtype.kind == "f" and not np.all(np.isfinite(arrays[k])):
+            raise CheckpointError(f"array {k!r} of the {key} state contains NaN or infinity")
+    if tree is not None and not isinstance(tree, dict):
+        raise CheckpointError(f"the {key} state is not a dict")
+    used |= mine
+    return tree
+
+
 def _check_hidden(hidden: np.ndarray, config: dict[str, Any]) -> None:
     """CheckpointError unless the hidden state is float (..., B, H) with the config's B and H."""
     want = (config.get("batch_size"), config.get("hidden_size"))
@@ -320,6 +456,8 @@ def _check_hidden(hidden: np.ndarray, config: dict[str, Any]) -> None:
         raise CheckpointError(
             f"hidden state of shape {hidden.shape} and dtype {hidden.dtype} does not fit the config"
         )
+    if not np.all(np.isfinite(hidden)):
+        raise CheckpointError("the hidden state contains NaN or infinity")
 
 
 def check_params(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> None:

@@ -55,6 +55,7 @@ from tinygrad_rnn.train import (
     Trainer,
     TrainingDiverged,
     load_model,
+    meta_value,
     training_text,
 )
 
@@ -303,7 +304,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("--model must not be empty (an unset shell variable?)")
     model, ck = load_model(args.model, fused=False)
-    prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
+    saved = meta_value(ck.config, "prime", "str", f"invalid checkpoint {args.model}", "")
+    prime = args.prime if args.prime is not None else saved or ck.vocab.chars[0]
     if args.prime_file is not None:
         prime = read_text(args.prime_file)
     if not prime:

@@ -32,9 +32,12 @@ def default_text() -> str:
 
 
 def read_text(path: Union[str, os.PathLike[str]]) -> str:
-    """The contents of a UTF-8 text file; DataError if it is missing, unreadable or not UTF-8."""
+    """The contents of a UTF-8 text file; DataError if it is missing, unreadable or not UTF-8.
+
+    A byte-order mark at the start (Windows editors write one) is not part of the text.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return f.read()
     except FileNotFoundError:
         raise DataError(f"text file not found: {os.fspath(path)}") from None
@@ -111,6 +114,9 @@ class CharVocab:
             raise DataError("vocabulary must be a non-empty 1-D array of integer code points")
         if np.any(points < 0) or np.any(points > 0x10FFFF) or np.any(np.diff(points) <= 0):
             raise DataError("vocabulary code points must be valid, distinct and sorted")
+        surrogates = points[(points >= 0xD800) & (points <= 0xDFFF)]
+        if surrogates.size:  # half of a UTF-16 pair: no UTF-8 text holds one, none can be printed
+            raise DataError(f"vocabulary holds a lone surrogate U+{int(surrogates[0]):04X}, not a character")
         return cls(chr(int(p)) for p in points)
 
 

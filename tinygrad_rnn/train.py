@@ -30,6 +30,7 @@ from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, r
 from tinygrad_rnn.evaluate import Evaluation, evaluate
 from tinygrad_rnn.layers import CELLS, CharRNN
 from tinygrad_rnn.optim import SGD, Adagrad, Adam, Optimizer, RMSprop, clip_grad_value_, lr_scheduler
+from tinygrad_rnn.validate import param_count, physical_memory, show_bytes, step_bytes
 
 DEFAULT_OUT = "tinygrad_rnn.npz"
 OPTIMIZERS: dict[str, Any] = {"adagrad": Adagrad, "sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
@@ -98,11 +99,19 @@ class TrainingDiverged(Exception):
     """The loss, or a parameter, became NaN or infinite."""
 
 
-def meta_value(table: dict[str, Any], key: str, kind: str, where: str, default: Any = _MISSING) -> Any:
+def meta_value(
+    table: dict[str, Any],
+    key: str,
+    kind: str,
+    where: str,
+    default: Any = _MISSING,
+    minimum: Optional[float] = None,
+) -> Any:
     """table[key] checked to be of `kind` (int, float, str, bool, path); CheckpointError if not.
 
     Every value read from a checkpoint's meta goes through here. A missing key gives
-    `default`, or a CheckpointError when there is none. `where` starts the message.
+    `default`, or a CheckpointError when there is none. `where` starts the message. With
+    `minimum`, a number must also be finite and at least that.
     """
     if key not in table:
         if default is _MISSING:
@@ -119,6 +128,8 @@ def meta_value(table: dict[str, Any], key: str, kind: str, where: str, default: 
     }[kind]
     if not ok:
         raise CheckpointError(f"{where}: {key!r} must be {_TYPES[kind]}, got {value!r}")
+    if minimum is not None and not (math.isfinite(value) and value >= minimum):
+        raise CheckpointError(f"{where}: {key!r} must be a finite number >= {minimum}, got {value!r}")
     return float(value) if kind == "float" else value
 
 
@@ -243,9 +254,18 @@ class TrainConfig:
         if values["fused"] is None:
             values["fused"] = values["cell"] == "rnn"
         try:
-            return cls(**values)
+            config = cls(**values)
         except ConfigError as e:
             raise CheckpointError(f"{where}: {e}") from None
+        # before any model is built: a crafted hidden_size must not allocate gigabytes
+        want = param_count(len(ck.vocab), config.hidden, config.cell, config.layers)
+        held = sum(a.size for a in ck.params.values())
+        if held != want:
+            raise CheckpointError(
+                f"{where}: the config describes a {config.cell} x{config.layers} of hidden size "
+                f"{config.hidden} ({want} parameters), the arrays hold {held} numbers"
+            )
+        return config
 
     def to_meta(self) -> dict[str, Any]:
         """The settings as a checkpoint's config stores them (the keys of `META_KEYS`)."""
@@ -304,6 +324,45 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def check_optimizer_state(state: dict[str, Any], saved: TrainConfig, where: str) -> None:
+    """CheckpointError unless every learning rate in an optimizer's state_dict is the saved
+    config's lr (with a schedule: in [0, that lr]) and every step counter an integer >= 0. The
+    learning rates: one per parameter group (tinygrad_rnn 0.1's state dicts keep one, in
+    "hyper"); the rest `load_state_dict` checks.
+    """
+    lr = saved.lr
+    groups, hyper, states = state.get("param_groups"), state.get("hyper"), state.get("state")
+    if isinstance(groups, list):
+        lrs = [g.get("lr") if isinstance(g, dict) else None for g in groups]
+    else:
+        lrs = [hyper.get("lr") if isinstance(hyper, dict) else None]
+    for got in lrs:
+        scheduled = saved.schedule != "none" and isinstance(got, float) and 0 <= got <= lr
+        if got != lr and not scheduled:
+            raise CheckpointError(f"{where}: the optimizer's lr {got!r} does not fit the config's {lr}")
+    for key, entry in states.items() if isinstance(states, dict) else ():
+        step = entry.get("step", 0) if isinstance(entry, dict) else 0
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
+            raise CheckpointError(
+                f"{where}: optimizer state[{key!r}]['step'] must be an integer >= 0, got {step!r}"
+            )
+
+
+def check_memory(config: TrainConfig, vocab_size: int) -> None:
+    """ConfigError if one training step of `config` would need more than the machine's memory
+    (`validate.step_bytes` against `validate.physical_memory`), before anything is allocated."""
+    c = config
+    itemsize = np.dtype(DTYPES[c.dtype]).itemsize
+    need = step_bytes(vocab_size, c.hidden, c.cell, c.layers, c.batch, c.seq_len, itemsize)
+    have = physical_memory()
+    if need > have:
+        raise ConfigError(
+            f"hidden {c.hidden}, layers {c.layers}, batch {c.batch}, seq-len {c.seq_len} need about "
+            f"{show_bytes(need)} for one training step (parameters, gradients, optimizer state, "
+            f"activations); this machine has {show_bytes(have)}"
+        )
+
+
 def load_params(model: CharRNN, ck: Checkpoint, path: str) -> None:
     """Load the checkpoint's parameters into `model`; CheckpointError if names or shapes differ."""
     try:
@@ -340,6 +399,7 @@ class Trainer:
             )
         self.batches = CharBatches(self.vocab.encode(train_part), config.seq_len, config.batch)
         self.val_ids = self.vocab.encode(held_out) if held_out else None
+        check_memory(config, len(self.vocab))
         self.rng = np.random.default_rng(config.seed)  # the weights, then dropout and every sample
         self.model = config.make_model(len(self.vocab), self.rng)
         self.params = self.model.parameters()
@@ -445,19 +505,20 @@ class Trainer:
         load_params(self.model, ck, path)
         if ck.optimizer is None or ck.rng is None:
             raise CheckpointError(f"{where}: no optimizer or generator state to resume from")
+        check_optimizer_state(ck.optimizer, TrainConfig.from_checkpoint(ck, path), where)
         try:
             self.opt.load_state_dict(ck.optimizer)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
             raise CheckpointError(f"{where}: optimizer state: {e}") from None
         try:
             self.rng.bit_generator.state = ck.rng
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
             raise CheckpointError(f"{where}: generator state: {e}") from None
         self._restore_schedule(ck, path)
         self.steps_done = ck.step
-        self.smooth = meta_value(ck.extra, "smooth_loss", "float", where, self.smooth)
-        self.seconds = meta_value(ck.extra, "seconds", "float", where, 0.0)
-        self.best_val = meta_value(ck.extra, "best_val_loss", "float", where, math.inf)
+        self.smooth = meta_value(ck.extra, "smooth_loss", "float", where, self.smooth, minimum=0.0)
+        self.seconds = meta_value(ck.extra, "seconds", "float", where, 0.0, minimum=0.0)
+        self.best_val = meta_value(ck.extra, "best_val_loss", "float", where, math.inf, minimum=0.0)
         if ck.config.get("text_sha256") != self.text_sha256:
             return False
         try:

@@ -269,10 +269,13 @@ class CharRNN(Module):
             if temperature == 0:
                 nxt = int(np.argmax(z))
             else:
-                z = z / temperature
+                # shift, then divide: a temperature so small that the quotient overflows (1e-310)
+                # gives -inf, never NaN, for all but the largest logits: greedy, as 0 is
+                with np.errstate(over="ignore"):
+                    z = (z - z.max()) / temperature
                 if top_k is not None and top_k < len(z):  # ties at the k-th value stay in
                     z = np.where(z < np.partition(z, -top_k)[-top_k], -np.inf, z)
-                p = np.exp(z - z.max())
+                p = np.exp(z)
                 nxt = int(g.choice(self.vocab_size, p=p / p.sum()))
             out.append(nxt)
             if i + 1 < n:
