@@ -1,4 +1,4 @@
-"""`tinygrad-rnn train | sample | gradcheck | gradflow | bench`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | export | gradcheck | gradflow | bench`: the seed notebook as a command line.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn import gradflow
+from tinygrad_rnn import export, gradflow
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError
 from tinygrad_rnn.layers import CELLS
@@ -108,15 +108,15 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,gradcheck,gradflow,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,gradcheck,export,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
     _add_gradcheck(sub)
-    f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
-    gradflow.add_arguments(f)
-    f.set_defaults(run=gradflow.run)
+    for name, feature in (("export", export), ("gradflow", gradflow)):  # options and run in their modules
+        feature.add_arguments(f := sub.add_parser(name, help=feature.HELP, description=feature.DESCRIPTION))
+        f.set_defaults(run=feature.run)
     # the harness lives outside the package: cmd_bench imports it and parses its options
     b = sub.add_parser(
         "bench", help="time training steps: the seed's loop, autograd, fused, PyTorch", add_help=False
@@ -164,6 +164,7 @@ def _add_train(sub: Any) -> None:
         "--out", metavar="PATH", help=f"checkpoint to write (default {DEFAULT_OUT}, or --resume's)"
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
+    t.add_argument("--init-from", metavar="PATH", help="start from these weights (.safetensors or .npz)")
     t.add_argument("--log", metavar="PATH", help="CSV of step, loss, smoothed loss, seconds")
     t.add_argument("--plot", metavar="PATH", help="PNG of the loss curve (needs matplotlib)")
     t.set_defaults(run=cmd_train)
@@ -171,13 +172,11 @@ def _add_train(sub: Any) -> None:
 
 def _add_sample(sub: Any) -> None:
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
+    s.add_argument("--model", metavar="PATH", required=True, help="a .npz checkpoint or .safetensors file")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
     s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
-    s.add_argument(
-        "--seed", type=_nonnegative_int, default=0, help="seed of the random generator (default 0)"
-    )
+    s.add_argument("--seed", type=_nonnegative_int, default=0, help="random generator seed (default 0)")
     s.set_defaults(run=cmd_sample)
 
 
@@ -278,14 +277,16 @@ def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
         _require_matplotlib()
     ck = ckpt_io.load(args.resume) if args.resume else None
     saved = None if ck is None else TrainConfig.from_checkpoint(ck, args.resume)
-    config = TrainConfig.from_args(args, resumed=saved)
+    config, init = export.init_from(args, TrainConfig.from_args(args, resumed=saved))  # init: --init-from's
     try:
         text = training_text(config.text)
     except DataError as e:
         if args.text is None and config.text is not None:  # the path came from the checkpoint
             raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
         raise
-    trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
+    trainer = Trainer(config, text, out=out, vocab=getattr(ck or init, "vocab", None))
+    if init is not None:
+        load_params(trainer.model, init, args.init_from)
     if ck is not None and not trainer.restore(ck, args.resume):
         note = "the text differs from the checkpoint's; reading it from its start"
         print(f"{PROG}: note: {note}", file=sys.stderr)
@@ -359,9 +360,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
-    ck = ckpt_io.load(args.model)
-    model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
-    load_params(model, ck, args.model)
+    model, ck = export.read_model(args.model)  # a checkpoint or a .safetensors weights file
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
     if not prime:
         raise UsageError("--prime must not be empty")
