@@ -4,8 +4,11 @@ gradients, both ways, for every supported module; the renaming alone checked wit
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -350,3 +353,45 @@ def test_wrong_names_are_a_valueerror_naming_them() -> None:
         ValueError, match=r"missing keys \['rnn.weight_ih_l0'\], unexpected keys \['rnn.weight_ih_l1'\]"
     ):
         state_dict_from_torch(m, sd)
+
+
+# --- the way out, shown working ------------------------------------------------------------------
+def _number(pattern: str, out: str) -> float:
+    found = re.search(pattern, out, re.MULTILINE)
+    assert found, (pattern, out)
+    return float(found.group(1))
+
+
+def test_outgrow_example_trains_in_ddp_and_comes_back(torch: Any, tmp_path: Path) -> None:
+    """examples/outgrow_to_pytorch.py at tiny sizes: 2 PyTorch processes (gloo on 127.0.0.1)
+    lower the loss, and the model brought back computes PyTorch's loss here to 1e-6."""
+    pytest.importorskip("safetensors")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    tiny = [
+        "--steps",
+        "40",
+        "--torch-steps",
+        "30",
+        "--hidden",
+        "12",
+        "--eval-chars",
+        "300",
+        "--dir",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "outgrow_to_pytorch.py"), *tiny],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    here = _number(r"^here: loss per char (\S+);", out)
+    before = _number(r"pytorch: loss per char before (\S+),", out)
+    after = _number(r"pytorch: loss per char before \S+, after (\S+)\n", out)
+    back = _number(r"back here: loss per char (\S+) ", out)
+    assert abs(before - here) < 1e-6  # the exported file, read by PyTorch
+    assert after < before  # PyTorch's distributed training went on learning
+    assert abs(back - after) < 1e-6  # and what it learned came back
+    assert (tmp_path / "pytorch.safetensors").is_file()
+    assert len(out.split("back here: a sample\n")[1].strip()) == 201
