@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     text = training_text(args.text)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.dir or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         weights, out = str(folder / "here.safetensors"), str(folder / "pytorch.safetensors")
         seconds, here = train_here(args, text, weights)
         model_name = f"{args.cell} x{args.layers}, hidden {args.hidden}"
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         mp.spawn(torch_worker, args=(free_port(), args, text, weights, out), nprocs=WORLD, join=True)
         result = json.loads(Path(out + ".json").read_text(encoding="utf-8"))
         seconds = time.perf_counter() - started
-        print(f"pytorch: DDP, {WORLD} processes x {args.torch_steps} steps, {seconds:.1f} s")
+        steps = f"{WORLD} processes x {args.torch_steps} steps"
+        print(f"pytorch: DDP, {steps}, {seconds:.1f} s ({result['seconds']:.1f} s of them training)")
         print(f"pytorch: loss per char before {result['before']!r}, after {result['after']!r}")
         model, vocab, _ = export.load(out)
         back = loss_per_char_here(model, vocab.encode(text[: args.eval_chars]))

@@ -267,6 +267,8 @@ def test_unsupported_modules_are_a_typeerror_naming_them(torch: Any) -> None:
         to_torch(Sequential(Tanh(), MyLinear(2, 3)))
     with pytest.raises(TypeError, match="from_torch: Conv1d is not supported"):
         from_torch(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 3)))
+    with pytest.raises(TypeError, match="from_torch: BatchNorm1d is not supported"):  # before its int buffer
+        from_torch(torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)]))
     with pytest.raises(TypeError, match="proj_size"):
         from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(TypeError, match="padding_idx"):
@@ -395,3 +397,14 @@ def test_outgrow_example_trains_in_ddp_and_comes_back(torch: Any, tmp_path: Path
     assert abs(back - after) < 1e-6  # and what it learned came back
     assert (tmp_path / "pytorch.safetensors").is_file()
     assert len(out.split("back here: a sample\n")[1].strip()) == 201
+
+
+def test_readme_torch_blocks_run(torch: Any) -> None:
+    """The README's ```py blocks need PyTorch (test_readme runs the ```python ones everywhere)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```py\n(.*?)```", readme, re.S)
+    assert blocks
+    for block in blocks:
+        namespace: dict[str, Any] = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        assert type(namespace["lstm"]) is torch.nn.LSTM and type(namespace["model"]).__name__ == "CharRNN"

@@ -293,11 +293,16 @@ def _from_torch_table(nn: Any) -> dict[type, Callable[[Any, Any], Module]]:
 
 
 def _ours_skeleton(tm: Any, dtype: Any) -> Module:
+    return _from_torch_table(_torch().nn)[type(tm)](tm, dtype)
+
+
+def _check_torch_supported(tm: Any) -> None:
+    """TypeError naming the first module of tm's tree (tm included) we have no module for."""
     table = _from_torch_table(_torch().nn)
-    if type(tm) not in table:
-        names = ", ".join(sorted(c.__name__ for c in table))
-        raise TypeError(f"from_torch: {type(tm).__name__} is not supported (supported: {names})")
-    return table[type(tm)](tm, dtype)
+    for sub in tm.modules():
+        if type(sub) not in table:  # by exact class: a subclass may compute something else
+            names = ", ".join(sorted(c.__name__ for c in table))
+            raise TypeError(f"from_torch: {type(sub).__name__} is not supported (supported: {names})")
 
 
 def from_torch(torch_module: Any) -> Module:
@@ -309,6 +314,7 @@ def from_torch(torch_module: Any) -> Module:
     torch = _torch()
     if not isinstance(torch_module, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(torch_module).__name__}")
+    _check_torch_supported(torch_module)
     arrays = {k: v.detach().cpu().numpy() for k, v in torch_module.state_dict().items()}
     dtypes = {a.dtype for a in arrays.values()}
     if not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)} or len(dtypes) > 1:
