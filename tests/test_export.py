@@ -133,6 +133,10 @@ def test_init_from_refuses_what_does_not_fit(tmp_path: Path) -> None:
         ("--dtype", "float32"): "--dtype float32 differs from m.safetensors's float64",
         ("--resume", str(npz)): "--init-from starts a fresh run from weights and --resume continues one",
     }
+    done = cli("train", "--init-from", str(npz), "--out", str(npz), cwd=tmp_path)
+    assert done.returncode == 2 and "is the --init-from file" in done.stderr
+    done = cli("train", "--init-from", "", cwd=tmp_path)
+    assert done.returncode == 2 and "--init-from must not be empty" in done.stderr
     for extra, message in cases.items():
         done = cli(
             "train", "--init-from", "m.safetensors", "--steps", "1", "--out", "n.npz", *extra, cwd=tmp_path

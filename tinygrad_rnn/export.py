@@ -42,7 +42,7 @@ from tinygrad_rnn.checkpoint import Checkpoint, CheckpointError
 from tinygrad_rnn.data import CharVocab, DataError
 from tinygrad_rnn.interop import state_dict_from_torch, torch_state_dict
 from tinygrad_rnn.layers import CELLS, CharRNN
-from tinygrad_rnn.train import ConfigError, TrainConfig, load_params, meta_value
+from tinygrad_rnn.train import DEFAULT_OUT, ConfigError, TrainConfig, load_params, meta_value
 
 FORMAT, VERSION = "tinygrad_rnn-charrnn", "1"
 SUFFIX = ".safetensors"
@@ -211,8 +211,15 @@ def init_from(args: argparse.Namespace, config: TrainConfig) -> tuple[TrainConfi
     path = getattr(args, "init_from", None)
     if path is None:
         return config, None
+    if not path:
+        raise ConfigError("--init-from must not be empty (an unset shell variable?)")
     if getattr(args, "resume", None):
         raise ConfigError("--init-from starts a fresh run from weights and --resume continues one: give one")
+    out = getattr(args, "out", None) or DEFAULT_OUT
+    if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+        raise ConfigError(
+            f"--out {out} is the --init-from file: the run would overwrite the weights it starts from"
+        )
     model, ck = read_model(path)
     dtype = np.dtype(model.head.weight.dtype).name
     fields = {"cell": model.cell, "hidden": model.hidden_size, "layers": model.num_layers, "dtype": dtype}
