@@ -1,4 +1,4 @@
-"""`tinygrad-rnn train | sample | eval | gradcheck | gradflow | bench`: the notebook as a program.
+"""`tinygrad-rnn train | sample | eval | export | gradcheck | gradflow | bench`: the notebook as a program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn import evaluate, gradflow, runlog
+from tinygrad_rnn import evaluate, export, gradflow, runlog
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError, read_text
 from tinygrad_rnn.guard import (
@@ -54,7 +54,7 @@ from tinygrad_rnn.train import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
-    load_model,
+    load_params,
     meta_value,
     training_text,
 )
@@ -111,7 +111,7 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,eval,gradcheck,gradflow,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,eval,export,gradcheck,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_arguments(e)
     e.set_defaults(run=evaluate.run)
     _add_gradcheck(sub)
-    f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
-    gradflow.add_arguments(f)
-    f.set_defaults(run=gradflow.run)
+    for name, feature in (("export", export), ("gradflow", gradflow)):  # options and run in their modules
+        feature.add_arguments(f := sub.add_parser(name, help=feature.HELP, description=feature.DESCRIPTION))
+        f.set_defaults(run=feature.run)
     # the harness lives outside the package: cmd_bench imports it and parses its options
     b = sub.add_parser(
         "bench", help="time training steps: the seed's loop, autograd, fused, PyTorch", add_help=False
@@ -177,6 +177,7 @@ def _add_train(sub: Any) -> None:
         "--out", metavar="PATH", help=f"checkpoint to write (default {DEFAULT_OUT}, or --resume's)"
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
+    t.add_argument("--init-from", metavar="PATH", help="start from these weights (.safetensors or .npz)")
     t.add_argument("--log", metavar="PATH", help="CSV of step, losses per character, seconds")
     t.add_argument("--plot", metavar="PATH", help="PNG of the losses (after --resume: the run's, from --log)")
     runlog.add_arguments(t)
@@ -185,15 +186,13 @@ def _add_train(sub: Any) -> None:
 
 def _add_sample(sub: Any) -> None:
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
+    s.add_argument("--model", metavar="PATH", required=True, help="a .npz checkpoint or .safetensors file")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
     s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
     s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
     s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
-    s.add_argument(
-        "--seed", type=_nonnegative_int, default=0, help="seed of the random generator (default 0)"
-    )
+    s.add_argument("--seed", type=_nonnegative_int, default=0, help="random generator seed (default 0)")
     s.set_defaults(run=cmd_sample)
 
 
@@ -246,7 +245,7 @@ def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
     """(the Trainer `train`'s options describe, writing to `out`, resumed?)."""
     ck = ckpt_io.load(args.resume) if args.resume else None
     saved = None if ck is None else TrainConfig.from_checkpoint(ck, args.resume)
-    config = TrainConfig.from_args(args, resumed=saved)
+    config, init = export.init_from(args, TrainConfig.from_args(args, resumed=saved))  # init: --init-from's
     try:
         text = training_text(config.text)
     except DataError as e:
@@ -255,7 +254,9 @@ def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
         raise
     if saved is not None and config.changes(saved):
         _note(f"fine-tuning: {', '.join(config.changes(saved))}")
-    trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
+    trainer = Trainer(config, text, out=out, vocab=getattr(ck or init, "vocab", None))
+    if init is not None:
+        load_params(trainer.model, init, args.init_from)
     if ck is not None and not trainer.restore(ck, args.resume):
         if "text_sha256" in ck.config:
             _note("the text differs from the checkpoint's; reading it from its start")
@@ -303,7 +304,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("--model must not be empty (an unset shell variable?)")
-    model, ck = load_model(args.model, fused=False)
+    model, ck = export.read_model(args.model)  # a checkpoint or a .safetensors weights file
     saved = meta_value(ck.config, "prime", "str", f"invalid checkpoint {args.model}", "")
     prime = args.prime if args.prime is not None else saved or ck.vocab.chars[0]
     if args.prime_file is not None:
