@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # the harness lives outside the package
 import contenders  # noqa: E402
 import harness  # noqa: E402
+import peers  # noqa: E402
 
 
 def _has_torch() -> bool:
@@ -54,15 +55,23 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     buf = io.StringIO()
     assert harness.run(_args("--quick", "--threads", "1"), out=buf) == 0
     sections = _sections(buf.getvalue())
+    has_jax, has_hips = peers.import_jax() is not None, peers.import_autograd() is not None
     names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
-    for cell in ("lstm", "gru"):  # each cell's row next to PyTorch's
-        names += [f"{cell} autograd"] + ([f"torch {cell}"] if _has_torch() else [])
+    names += (["jax"] if has_jax else []) + (["hips autograd"] if has_hips else [])
+    rnn_names = names.copy()
+    for cell in ("lstm", "gru"):  # each cell's rows next to PyTorch's and JAX's
+        names += [f"{cell} autograd", f"{cell} fused"] + ([f"torch {cell}"] if _has_torch() else [])
+        names += [f"jax {cell}"] if has_jax else []
     mains = [h for h in sections if h.startswith(("seed config", "scale"))]
     assert len(mains) == 2
     for heading in mains:
         assert sections[heading] == names, heading
     scaling = [h for h in sections if h.startswith("ms/step as")]
-    assert len(scaling) == 2 and all(sections[h] for h in scaling)
+    assert len(scaling) == 2
+    for heading in scaling:
+        header = next(line for line in buf.getvalue().split(f"## {heading}")[1].splitlines() if "|" in line)
+        assert [c.strip() for c in header.split("|")[2:-1]] == rnn_names, heading
+        assert sections[heading], heading
     memory = [h for h in sections if h.startswith(("peak memory", "live memory"))]
     assert [sections[h] for h in memory] == [["seed loop", "autograd", "fused"]] * 2
 
@@ -78,9 +87,10 @@ def test_lstm_and_gru_rows_compute_pytorchs_first_loss() -> None:
     cfg = contenders.CONFIGS["seed"]
     losses = contenders.first_losses(contenders.make_cell_contenders(cfg, use_torch=_has_torch()))
     torch_rows = {"torch lstm", "torch gru"} if _has_torch() else set()
-    assert set(losses) == {"lstm autograd", "gru autograd"} | torch_rows
-    for name in torch_rows:
-        np.testing.assert_allclose(losses[name], losses[name.split()[1] + " autograd"], rtol=1e-10)
+    assert set(losses) == {"lstm autograd", "lstm fused", "gru autograd", "gru fused"} | torch_rows
+    for name in torch_rows | {"lstm fused", "gru fused"}:
+        cell = contenders.cell_of(name)
+        np.testing.assert_allclose(losses[name], losses[f"{cell} autograd"], rtol=1e-10)
     assert (
         contenders.torch_twin("lstm autograd") == "torch lstm" and contenders.torch_twin("fused") == "torch"
     )
@@ -102,7 +112,7 @@ def test_seed_loop_is_the_seeds_step() -> None:
 
 def test_runner_script_runs() -> None:
     script = os.path.join(ROOT, "benchmarks", "bench_rnn.py")
-    argv = ["--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    argv = ["--quick", "--no-torch", "--no-peers", "--no-scaling", "--no-memory", "--configs", "seed"]
     done = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert _sections(done.stdout)["seed config (B=1, H=64, V=22, T=25, float64)"] == [
@@ -110,7 +120,9 @@ def test_runner_script_runs() -> None:
         "autograd",
         "fused",
         "lstm autograd",
+        "lstm fused",
         "gru autograd",
+        "gru fused",
     ]
 
 
@@ -123,7 +135,16 @@ def test_bad_option_is_a_usage_error() -> None:
 def test_cli_bench_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     from tinygrad_rnn import cli
 
-    argv = ["bench", "--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    argv = [
+        "bench",
+        "--quick",
+        "--no-torch",
+        "--no-peers",
+        "--no-scaling",
+        "--no-memory",
+        "--configs",
+        "seed",
+    ]
     assert cli.main(argv) == 0
     assert "| fused" in capsys.readouterr().out
 
