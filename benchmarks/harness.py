@@ -4,9 +4,11 @@
     python benchmarks/bench_rnn.py --quick    # tiny settings: checks that everything runs
 
 The contenders (the seed's loop, autograd, fused, PyTorch; LSTM and GRU rows) are in
-`contenders.py`; this file times them and prints the tables.
+`contenders.py`, the optional peers JAX and HIPS autograd in `peers.py`; this file times
+them and prints the tables.
 
-In the main tables, "time vs torch" compares each LSTM/GRU row with its PyTorch twin.
+In the main tables, "time vs torch" and "time vs jax" compare each LSTM/GRU row with its
+own cell's PyTorch and JAX rows.
 
 Timing interleaves the contenders round-robin (the starting contender rotates every round)
 and reports medians over rounds. Peak memory is what tracemalloc sees during one step
@@ -50,11 +52,18 @@ from contenders import (
 )
 from peers import CELL_PEER_NAMES, PEER_NAMES, import_autograd, import_jax, make_cell_peers, make_peers
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
 
 def interleaved(
-    contenders: Sequence[Contender], steps: int, rounds: int, warmup: int
+    contenders: Sequence[Contender], steps: int, rounds: int, warmup: int, clock: str = "wall"
 ) -> dict[str, list[float]]:
-    """Seconds per step of each contender in every round; the contenders take turns."""
+    """Seconds per step of each contender in every round; the contenders take turns.
+
+    clock "wall" times elapsed seconds; "cpu" the CPU seconds of this process (all its
+    threads), which time spent waiting for a core that other tenants hold does not inflate.
+    """
+    now = CLOCKS[clock]
     for c in contenders:
         for _ in range(warmup):
             c.step()
@@ -64,10 +73,10 @@ def interleaved(
     gc.freeze()  # the garbage collector stays on, but no longer walks torch's many objects
     for r in range(rounds):
         for c in [*contenders[r % n :], *contenders[: r % n]]:
-            t0 = time.perf_counter()
+            t0 = now()
             for _ in range(steps):
                 c.step()
-            times[c.name].append((time.perf_counter() - t0) / steps)
+            times[c.name].append((now() - t0) / steps)
     return times
 
 
@@ -83,16 +92,17 @@ def peak_bytes(step: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-def matmul_gflops(dtype: Any, n: int = 1024, repeat: int = 5) -> float:
+def matmul_gflops(dtype: Any, n: int = 1024, repeat: int = 5, clock: str = "wall") -> float:
     """GFLOP/s of an (n, n) @ (n, n) numpy matmul: the machine's practical peak for `dtype`."""
+    now = CLOCKS[clock]
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
     out = a @ b
     best = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = now()
         np.matmul(a, b, out=out)
-        best.append(time.perf_counter() - t0)
+        best.append(now() - t0)
     return 2.0 * n**3 / statistics.median(best) / 1e9
 
 
@@ -150,8 +160,8 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     """Time the contenders on `cfg` and print ms/step, chars/s, peak memory, ratios, GFLOP/s."""
     contenders = all_contenders(cfg, args)
     losses = first_losses(contenders)
-    times = interleaved(contenders, args.steps, args.rounds, args.warmup)
-    peak = matmul_gflops(cfg.dtype, n=args.matmul_n)
+    times = interleaved(contenders, args.steps, args.rounds, args.warmup, args.clock)
+    peak = matmul_gflops(cfg.dtype, n=args.matmul_n, clock=args.clock)
     med = {name: statistics.median(t) for name, t in times.items()}
     chars = {c.name: c.chars for c in contenders}
     rows = []
@@ -197,8 +207,8 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
         same = [losses[k] for k in names if k in losses]
         spread = max(spread, (max(same) - min(same)) / max(abs(min(same)), 1e-30))
     print(
-        f"\nmedian of {args.rounds} rounds x {args.steps} steps; 'time vs' = time per character "
-        "relative to that row's in the same round, median over rounds (< 1 is faster); numpy "
+        f"\n{args.clock} clock, median of {args.rounds} rounds x {args.steps} steps; 'time vs' = time "
+        "per character relative to that row's in the same round, median over rounds (< 1 is faster); numpy "
         f"{np.dtype(cfg.dtype).name} matmul "
         f"{args.matmul_n}^2: {peak:.1f} GFLOP/s; first-step losses agree to {spread:.1e} (relative; "
         "within each cell's rows)",
@@ -213,7 +223,7 @@ def scaling_table(base: Config, axis: str, values: Sequence[int], args: argparse
         cfg = replace(base, seq_len=v) if axis == "seq_len" else replace(base, hidden=v)
         contenders = all_contenders(cfg, args, cells=False)
         names = [c.name for c in contenders]
-        times = interleaved(contenders, args.scaling_steps, args.rounds, args.warmup)
+        times = interleaved(contenders, args.scaling_steps, args.rounds, args.warmup, args.clock)
         rows.append([str(v)] + [f"{statistics.median(times[n]) * 1e3:.3f}" for n in names])
     label = {"seq_len": "T", "hidden": "H"}[axis]
     print(f"\n## ms/step as {label} grows ({base.describe().replace(f'{label}=', f'{label}*=')})\n", file=out)
@@ -366,6 +376,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rounds", type=int, help="rounds of interleaved timing; medians are reported (default 15)"
     )
     p.add_argument("--warmup", type=int, help="untimed steps per contender first (default 5)")
+    p.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a busy machine",
+    )
     p.add_argument(
         "--seq-lens", type=_csv_ints, help="T values of the scaling table (default 25,50,100,200,400)"
     )

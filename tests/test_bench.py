@@ -186,3 +186,10 @@ def test_ratios_pair_the_rounds_so_a_slow_round_cancels_out() -> None:
     assert harness.paired_ratio(times, chars, "b", "a") == 0.5
     assert harness.paired_ratio(times, chars, "c", "a") == pytest.approx(1.0)  # per character: 0.2 / 0.2
     assert harness.paired_ratio(times, chars, "a", "torch") is None
+
+
+def test_cpu_clock_option_runs_and_says_so() -> None:
+    buf = io.StringIO()
+    argv = ["--quick", "--no-torch", "--no-peers", "--no-scaling", "--no-memory", "--configs", "seed"]
+    assert harness.run(_args(*argv, "--clock", "cpu"), out=buf) == 0
+    assert "cpu clock, median of 2 rounds" in buf.getvalue()
