@@ -12,9 +12,7 @@
   lstm autograd, gru autograd
               CharRNN(cell="lstm" | "gru") through the engine (Embedding -> cell -> Linear)
   lstm fused, gru fused
-              the same models with the recurrence as one op (`fused.LSTMRecurrence`,
-              `fused.GRURecurrence`): CharRNN(cell=..., fused=True) once the layers offer
-              it, else the ops applied directly (`FusedCellStep`)
+              CharRNN(cell="lstm" | "gru", fused=True): the recurrence is one op
   torch lstm, torch gru
               nn.Embedding + nn.LSTM | nn.GRU + nn.Linear with the same weights (one to one)
 
@@ -32,8 +30,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tinygrad_rnn import addmm, softmax_cross_entropy
-from tinygrad_rnn.fused import GRURecurrence, LSTMRecurrence
 from tinygrad_rnn.layers import CharRNN
 from tinygrad_rnn.optim import Adagrad, clip_grad_value_
 from tinygrad_rnn.reference import bptt
@@ -142,46 +138,11 @@ class EngineStep:
         inputs, targets = self.chunks[self.i % CHUNKS]
         self.i += 1
         self.opt.zero_grad()
-        loss, self.h = self.loss(inputs, targets, self.h)
+        loss, self.h = self.model.loss(inputs, targets, self.h)
         loss.backward()
         clip_grad_value_(self.params, CLIP)
         self.opt.step()
         return float(loss.item())
-
-    def loss(self, inputs: np.ndarray, targets: np.ndarray, h: Any) -> tuple[Any, Any]:
-        """The chunk's loss (a Tensor) and the detached last state."""
-        return self.model.loss(inputs, targets, h)
-
-
-class FusedCellStep(EngineStep):
-    """CharRNN(cell="lstm" | "gru")'s loss with the recurrence as one fused op, applied directly.
-
-    The same computation as the model's own loss (embedding, input projection of all steps,
-    recurrence, output layer, summed cross-entropy / B), with `LSTMRecurrence` or
-    `GRURecurrence` in place of the per-step cells.
-    """
-
-    def __init__(self, model: CharRNN, chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        super().__init__(model, chunks)
-        self.name = f"{model.cell} fused"
-
-    def loss(self, inputs: np.ndarray, targets: np.ndarray, h: Any) -> tuple[Any, Any]:
-        m, (steps, batch) = self.model, inputs.shape
-        r, hidden = m.rnn, m.hidden_size
-        if h is None:
-            zeros = np.zeros((batch, hidden), m.head.weight.dtype)
-            h = (zeros, zeros) if m.cell == "lstm" else zeros
-        x = m.embed.weight[inputs.ravel()]  # (T*B, H)
-        bias = r.bias_ih_l0 + r.bias_hh_l0 if m.cell == "lstm" else r.bias_ih_l0
-        xw = addmm(bias, x, r.weight_ih_l0.T).reshape(steps, batch, -1)
-        if m.cell == "lstm":
-            out, c = LSTMRecurrence.apply(xw, r.weight_hh_l0, *h)
-            state: Any = (out.data[-1].copy(), c.data.copy())
-        else:
-            out = GRURecurrence.apply(xw, r.weight_hh_l0, r.bias_hh_l0, h)
-            state = out.data[-1].copy()
-        logits = addmm(m.head.bias, out.reshape(-1, hidden), m.head.weight.T)
-        return softmax_cross_entropy(logits, targets.ravel(), reduction="sum") / batch, state
 
 
 # --- contender 4: PyTorch ---------------------------------------------------------------------
@@ -281,29 +242,18 @@ def make_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[
 
 
 def make_cell_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[Contender]:
-    """LSTM and GRU char models through the engine, autograd then fused, each followed by its
-    PyTorch twin (the same weights)."""
+    """LSTM and GRU char models through the engine (autograd, fused), each followed by its
+    PyTorch twin; all three with the same weights."""
     chunks = _chunks(cfg, seed)
     out: list[Contender] = []
     for cell in ("lstm", "gru"):
         model = CharRNN(cfg.vocab, cfg.hidden, cell=cell, dtype=cfg.dtype, rng=seed)
-        out.append(EngineStep(model, chunks))
-        out.append(_fused_cell(model, cfg, seed, chunks))
+        fused = CharRNN(cfg.vocab, cfg.hidden, fused=True, cell=cell, dtype=cfg.dtype, rng=seed)
+        fused.load_state_dict(model.state_dict())
+        out += [EngineStep(model, chunks), EngineStep(fused, chunks)]
         if use_torch and import_torch() is not None:
             out.append(TorchStep(model.state_dict(), cfg, chunks, cell))
     return out
-
-
-def _fused_cell(model: CharRNN, cfg: Config, seed: int, chunks: Sequence[Any]) -> EngineStep:
-    """The fused LSTM/GRU contender with `model`'s weights: the layers' fused=True if they offer it."""
-    try:
-        fused = CharRNN(cfg.vocab, cfg.hidden, cell=model.cell, fused=True, dtype=cfg.dtype, rng=seed)
-    except ValueError:  # the layers do not run the fused cells yet: apply the ops directly
-        copy = CharRNN(cfg.vocab, cfg.hidden, cell=model.cell, dtype=cfg.dtype, rng=seed)
-        copy.load_state_dict(model.state_dict())
-        return FusedCellStep(copy, chunks)
-    fused.load_state_dict(model.state_dict())
-    return EngineStep(fused, chunks)
 
 
 def cell_of(name: str) -> str:

@@ -234,10 +234,12 @@ def memory_checks(args: argparse.Namespace, out: Any) -> None:
     """Peak memory of one step against T (linear?), and live memory over a long run (flat?)."""
     base = replace(CONFIGS["seed"], seq_len=args.memory_t[0])
     rows = []
-    for name in ("seed loop", "autograd", "fused"):
+    for name in ("seed loop", "autograd", "fused", "lstm fused"):
         peaks = []
         for t in args.memory_t:
-            c = next(c for c in make_contenders(replace(base, seq_len=t), False, args.seed) if c.name == name)
+            cfg = replace(base, seq_len=t)
+            every = make_contenders(cfg, False, args.seed) + make_cell_contenders(cfg, False, args.seed)
+            c = next(c for c in every if c.name == name)
             c.step()
             peaks.append(peak_bytes(c.step))
         t_vals = np.array(args.memory_t, float)

@@ -23,6 +23,7 @@ It also turns on `jax_enable_x64`, without which JAX silently computes in float3
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ CELL_PEER_NAMES = ("jax lstm", "jax gru")
 
 def import_jax() -> Any:
     """The jax module set up for the benchmark (x64 on, XLA's threads as numpy's), or None."""
-    if numpy_threads() == 1 and "jax" not in __import__("sys").modules:
+    if numpy_threads() == 1 and "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_cpu_multi_thread_eigen" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} {ONE_THREAD_XLA}".strip()

@@ -256,10 +256,8 @@ def test_fused_stack_of_plain_cells_equals_unfused() -> None:
 
 
 def test_errors_are_clear() -> None:
-    with pytest.raises(ValueError, match="fused=True is only for cell='rnn'"):
-        RNN(3, 4, fused=True, cell="lstm")
-    with pytest.raises(ValueError, match="fused=True is only for cell='rnn'"):
-        CharRNN(5, 4, fused=True, cell="gru")
+    with pytest.raises(ValueError, match="fused=True has no op for nonlinearity='relu'"):
+        RNN(3, 4, fused=True, nonlinearity="relu")
     with pytest.raises(ValueError, match="cell must be one of 'rnn', 'lstm', 'gru', not 'tcn'"):
         CharRNN(5, 4, cell="tcn")
     with pytest.raises(ValueError, match="num_layers must be a positive integer"):
@@ -299,13 +297,14 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _losses(path: Path) -> list[float]:
     with open(path, newline="") as f:
-        return [float(row["loss"]) for row in csv.DictReader(f)]
+        return [float(row["nats_per_char"]) for row in csv.DictReader(f)]
 
 
 def test_lstm_learns_the_verse_faster_than_the_rnn_and_samples_from_its_checkpoint(tmp_path: Path) -> None:
     """Seed defaults (Adagrad lr 0.1, clip 5, hidden 64, seq-len 25, seed 0), 200 steps each.
 
-    Loss per 25-character chunk (float64): the RNN's last 50 steps average ~25, the LSTM's ~1.
+    Loss per character (nats, float64): the RNN's last 50 steps average ~1, the LSTM's ~0.05
+    (with PyTorch's init, the training program's default for the LSTM; ~0.04 with the notebook's).
     """
     steps = "200"
     for name, extra in (("rnn", []), ("lstm", ["--cell", "lstm"])):
@@ -347,8 +346,6 @@ def test_stack_checkpoint_records_the_architecture_and_resumes_exactly(tmp_path:
     # the architecture comes from the checkpoint: a different one given with --resume is an error
     r = cli("train", "--resume", "once.npz", "--cell", "lstm", "--steps", "1", cwd=tmp_path)
     assert r.returncode == 2 and "--cell lstm differs from the checkpoint's gru" in r.stderr
-    r = cli("train", "--cell", "lstm", "--fused", "--steps", "1", cwd=tmp_path)
-    assert r.returncode == 2 and "--fused is only for --cell rnn" in r.stderr
 
 
 def test_old_checkpoint_without_architecture_loads_as_the_seeds_rnn(tmp_path: Path) -> None:
@@ -370,3 +367,4 @@ def test_gradcheck_subcommand_for_stacks(tmp_path: Path, arch: list[str]) -> Non
     r = cli("gradcheck", *arch, "--hidden", "3", "--seq-len", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all gradients agree" in r.stdout and "rnn.weight_hh_l1" in r.stdout
+    assert "and the fused op" in r.stdout  # every cell's fused layers against autograd

@@ -182,3 +182,33 @@ def test_check_params_names_the_mismatch() -> None:
         check_params(want, {"a": np.ones((2, 3))})
     with pytest.raises(CheckpointError, match=r"parameter a: .*\(3, 3\)"):
         check_params(want, {"a": np.ones((3, 3)), "b": np.ones(2)})
+
+
+def test_save_fsyncs_the_temporary_file_then_replaces_the_target(tmp_path, monkeypatch) -> None:
+    events: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        events.append(("fsync", st.st_ino, st.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", os.stat(src).st_ino, os.fspath(src), os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"the previous checkpoint")
+    save(path, _ckpt())
+    replaces = [i for i, e in enumerate(events) if e[0] == "replace"]
+    assert len(replaces) == 1
+    _, inode, src, dst = events[replaces[0]]
+    assert dst == str(path) and src != dst
+    assert os.path.dirname(os.path.abspath(src)) == str(tmp_path)  # same directory: an atomic rename
+    assert not os.path.exists(src)
+    # the temporary file was fsynced whole (its final size) before it replaced the target
+    assert ("fsync", inode, path.stat().st_size) in events[: replaces[0]]
+    assert path.stat().st_ino == inode
+    load(path)

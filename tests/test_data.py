@@ -99,8 +99,44 @@ def test_streams_are_contiguous_segments_and_position_restores() -> None:
 def test_too_short_text_and_bad_position() -> None:
     with pytest.raises(DataError, match="too short"):
         CharBatches(np.arange(25), seq_len=25)
-    CharBatches(np.arange(26), seq_len=25).next()  # exactly seq_len + 1 is enough
+    exact = CharBatches(np.arange(26), seq_len=25).next()  # exactly seq_len + 1 is enough
+    np.testing.assert_array_equal(exact.inputs[:, 0], np.arange(25))
+    np.testing.assert_array_equal(exact.targets[:, 0], np.arange(1, 26))
     with pytest.raises(DataError, match=r"batch 2 x \(seq-len 25 \+ 1\) needs at least 52"):
         CharBatches(np.arange(40), seq_len=25, batch_size=2)
     with pytest.raises(DataError, match="position"):
         CharBatches(np.arange(40), seq_len=5, position=41)
+
+
+@pytest.mark.parametrize("length", [12, 13, 14])  # p + T + 1 == L is reached at p = 8 when L = 13
+def test_wrap_boundary_is_the_seeds(length: int) -> None:
+    T = 4
+    batches = CharBatches(np.arange(length), seq_len=T)
+    starts, resets = [], []
+    for _ in range(7):
+        c = batches.next()
+        starts.append(int(c.inputs[0, 0]))
+        resets.append(c.reset)
+        np.testing.assert_array_equal(c.inputs[:, 0], np.arange(starts[-1], starts[-1] + T))
+        np.testing.assert_array_equal(c.targets[:, 0], np.arange(starts[-1] + 1, starts[-1] + T + 1))
+    p, want, wrapped = 0, [], []  # the seed notebook's pointer: if p + T + 1 >= len(data): p = 0
+    for _ in range(7):
+        wrapped.append(p + T + 1 >= length)
+        if wrapped[-1]:
+            p = 0
+        want.append(p)
+        p += T
+    assert starts == want
+    assert resets == wrapped
+    if length == 13:  # the exact boundary wraps (8 + 4 + 1 == 13), one character before it would
+        assert starts[:3] == [0, 4, 0]
+    if length == 14:
+        assert starts[:4] == [0, 4, 8, 0]
+
+
+def test_wrap_boundary_with_parallel_streams() -> None:
+    batches = CharBatches(np.arange(27), seq_len=4, batch_size=2)  # two streams of 13
+    chunks = [batches.next() for _ in range(3)]
+    assert [c.reset for c in chunks] == [False, False, True]
+    np.testing.assert_array_equal(chunks[2].inputs, [[0, 13], [1, 14], [2, 15], [3, 16]])
+    np.testing.assert_array_equal(chunks[1].targets[-1], [8, 21])

@@ -351,7 +351,7 @@ def test_in_place_change_of_a_saved_output_is_caught() -> None:
     x = leaf(3)
     y = x.tanh()
     loss = (y * 1.0).sum()
-    y.data = y.data * 0  # replaces the array tanh (and mul) saved: version bumped
+    y.data *= 0  # changes the array tanh (and mul) saved, in place
     with pytest.raises(RuntimeError, match="(tanh|mul): an array saved"):
         loss.backward()
 
@@ -379,9 +379,12 @@ def test_the_change_clock_forgets_freed_memory() -> None:
         t.data -= 1.0  # each a new array, freed on the next iteration
     gc.collect()
     assert len(tape._changed) <= before + 1
-    over_bytes = Tensor(np.frombuffer(bytes(32), dtype=np.float64))  # memory owned by bytes
-    over_bytes.data = np.ones(4)
-    np.testing.assert_array_equal(over_bytes.data, np.ones(4))
+    # memory owned by bytes (no weak references): the change is still noted, and stops a backward
+    over_bytes = Tensor(np.frombuffer(bytes(32), dtype=np.float64), requires_grad=True)
+    y = (over_bytes * over_bytes).sum()
+    over_bytes.data = over_bytes.data[::-1]  # a view of the same memory: a change of it
+    with pytest.raises(RuntimeError, match="modified in place"):
+        y.backward()
 
 
 def test_update_after_backward_is_fine() -> None:
@@ -411,12 +414,14 @@ def test_shape_errors_name_the_op_and_shapes_at_the_op() -> None:
 
 
 def test_backward_on_non_scalar_needs_a_gradient() -> None:
-    y = leaf(3) * 2.0
+    x = leaf(3)
+    y = x * 2.0
     with pytest.raises(RuntimeError, match=r"grad must be given for a non-scalar output of shape \(3,\)"):
         y.backward()
     with pytest.raises(ValueError, match=r"grad of shape \(2,\)"):
         y.backward(np.ones(2))
     y.backward(np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 4.0])  # the given gradient, through * 2
     with pytest.raises(RuntimeError, match="does not require grad"):
         Tensor(1.0).backward()
 

@@ -9,7 +9,7 @@ import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tape, Tensor, gradcheck
@@ -61,8 +61,16 @@ BINARY: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
 }
 
 
+def _bshapes(a: tuple[int, ...], b: tuple[int, ...]) -> Any:
+    return hnp.BroadcastableShapes(input_shapes=(a, b), result_shape=np.broadcast_shapes(a, b))
+
+
 @pytest.mark.parametrize("name", sorted(BINARY))
 @given(shapes=pairs, seed=seeds)
+@example(shapes=_bshapes((1, 3, 1), (2, 1, 4)), seed=0)  # two stretched axes in each input
+@example(shapes=_bshapes((2, 1, 1), (3, 4)), seed=1)  # an added axis and two stretched ones
+@example(shapes=_bshapes((), (2, 3)), seed=2)  # 0-d against a matrix
+@example(shapes=_bshapes((1, 1), (1,)), seed=3)  # size-1 only
 def test_binary_ops_broadcast(name: str, shapes: Any, seed: int) -> None:
     op, draw = BINARY[name]
     rng = np.random.default_rng(seed)
@@ -247,6 +255,8 @@ UNARY: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any
 
 @pytest.mark.parametrize("name", sorted(UNARY))
 @given(shape=shapes, seed=seeds)
+@example(shape=(), seed=0)
+@example(shape=(1, 1), seed=1)
 def test_unary_ops(name: str, shape: tuple[int, ...], seed: int) -> None:
     ours, theirs, draw = UNARY[name]
     check(ours, theirs, draw(np.random.default_rng(seed), shape))

@@ -90,9 +90,16 @@ def test_fused_ops_pass_gradcheck_and_are_one_node() -> None:
     ]
     inputs, targets = rng.integers(0, vocab, (steps, b)), rng.integers(0, vocab, (steps, b))
     with Tape() as tape:
-        CharRNNLoss.apply(*params, inputs=inputs, targets=targets)
-    assert [node.name for node in tape] == ["charrnn_loss"]
-    assert gradcheck(lambda *ps: CharRNNLoss.apply(*ps, inputs=inputs, targets=targets), params)
+        loss, h_last = CharRNNLoss.apply(*params, inputs=inputs, targets=targets)
+    assert [node.name for node in tape] == ["charrnn_loss"] and h_last.shape == (b, hidden)
+    assert gradcheck(lambda *ps: CharRNNLoss.apply(*ps, inputs=inputs, targets=targets)[0], params)
+    r = rng.standard_normal((b, hidden))  # a gradient reaching h_T too joins the BPTT
+
+    def loss_and_last(*ps: Tensor) -> Tensor:
+        loss, h = CharRNNLoss.apply(*ps, inputs=inputs, targets=targets)
+        return loss + (h * r).sum()
+
+    assert gradcheck(loss_and_last, params)
 
     xh, w, h0 = (
         Tensor(rng.standard_normal(s), requires_grad=True)

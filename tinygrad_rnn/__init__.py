@@ -1,7 +1,8 @@
 """tinygrad_rnn: a small tape-based autograd over numpy, built for recurrent networks.
 
-The engine is four files: `tensor` (Tensor and the Function plug-in API), `tape` (the
-record of ops and backward as its reverse sweep), `ops` (the built-in ops, a table of
+The engine is five files: `tensor` (Tensor and the Function plug-in API), `tape` (the
+record of ops and backward as its reverse sweep), `grads` (how gradient contributions
+combine, and the optional cheaper gradient forms), `ops` (the built-in ops, a table of
 derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
 """
 
@@ -9,6 +10,7 @@ from tinygrad_rnn import ops_axes, ops_elementwise
 from tinygrad_rnn.creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
 from tinygrad_rnn.functional import grad, value_and_grad
 from tinygrad_rnn.gradcheck import GradcheckError, gradcheck, numerical_gradient
+from tinygrad_rnn.grads import IndexedGrad, ProductGrad, unbroadcast
 from tinygrad_rnn.ops import addmm, chunk, concat, softmax_cross_entropy, stack, unbind
 from tinygrad_rnn.ops_axes import (
     argmax,
@@ -36,7 +38,7 @@ from tinygrad_rnn.ops_elementwise import (
     sqrt,
     where,
 )
-from tinygrad_rnn.tape import IndexedGrad, ProductGrad, Tape, is_grad_enabled, no_grad, unbroadcast
+from tinygrad_rnn.tape import Tape, is_grad_enabled, no_grad
 from tinygrad_rnn.tensor import Context, Function, Tensor
 
 # PyTorch's names that are also Python builtins: tg.max(x) works, but they stay out of

@@ -1,44 +1,51 @@
-"""`tinygrad-rnn train | sample | gradcheck | gradflow | bench`: the seed notebook as a command-line program.
+"""`tinygrad-rnn train | sample | eval | gradcheck | gradflow | bench`: the notebook as a program.
 
     tinygrad-rnn train                        # the seed: the verse x100, H=64, T=25, Adagrad
     tinygrad-rnn train --text my.txt --steps 20000 --out my.npz
     tinygrad-rnn train --resume my.npz --steps 5000     # continues exactly where it stopped
     tinygrad-rnn train --cell lstm --layers 2           # an LSTM (or GRU) stack instead
     tinygrad-rnn sample --model my.npz --prime "Hope" -n 300
+    tinygrad-rnn eval --model my.npz --text other.txt   # bits per character on a text
     tinygrad-rnn gradcheck                    # autograd vs reference BPTT vs fused vs finite diff
     tinygrad-rnn bench --quick                # time steps side by side (benchmarks/README.md)
 
-This file parses options, prints and runs the loop; the training program is `train.py`
-(TrainConfig, Trainer), the gradient reports `reports.py`, the benchmarks `benchmarks/`.
+This file parses options and prints; the loop is `run.py`, the training program `train.py`
+(TrainConfig, Trainer), what a run prints and logs `runlog.py`, evaluation `evaluate.py`,
+the gradient reports `reports.py`, the benchmarks `benchmarks/`.
 
 Bad input (a missing text, a wrong option value, a broken checkpoint, ...) is one line on
 stderr and exit code 2. A loss that becomes NaN or infinite stops training with exit code 1
-and leaves the last good checkpoint in place.
+and leaves the last good checkpoint in place. What guards a run (paths, the lock, signals, a
+closed stdout) is `guard.py`; README "Nothing lost" says what a user gets.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import importlib
 import math
 import os
+import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import IO, Any, NoReturn, Optional, Sequence
-
-import numpy as np
-from tqdm import tqdm
+from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
-from tinygrad_rnn import gradflow
+from tinygrad_rnn import evaluate, gradflow, runlog
 from tinygrad_rnn.checkpoint import CheckpointError
-from tinygrad_rnn.data import DataError
+from tinygrad_rnn.data import DataError, read_text
+from tinygrad_rnn.guard import (
+    UsageError,
+    check_train_paths,
+    held_step,
+    out_lock,
+    replace_unprintable,
+    same_file,
+    say,
+)
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
+from tinygrad_rnn.run import RunOptions, RunResult, run
 from tinygrad_rnn.train import (
     DEFAULT_OUT,
     DTYPES,
@@ -47,18 +54,13 @@ from tinygrad_rnn.train import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
-    load_params,
+    load_model,
     training_text,
 )
 
 PROG = "tinygrad-rnn"
-SAMPLE_CHARS = 150  # the seed's progress samples
 RECITAL_CHARS = 200  # the seed's final generation
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -108,11 +110,14 @@ def _nonnegative_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
-        dest="command", metavar="{train,sample,gradcheck,gradflow,bench}", parser_class=_Parser
+        dest="command", metavar="{train,sample,eval,gradcheck,gradflow,bench}", parser_class=_Parser
     )
     sub.required = True
     _add_train(sub)
     _add_sample(sub)
+    e = sub.add_parser("eval", help=evaluate.HELP, description=evaluate.DESCRIPTION)
+    evaluate.add_arguments(e)
+    e.set_defaults(run=evaluate.run)
     _add_gradcheck(sub)
     f = sub.add_parser("gradflow", help=gradflow.HELP, description=gradflow.DESCRIPTION)
     gradflow.add_arguments(f)
@@ -155,17 +160,25 @@ def _add_train(sub: Any) -> None:
         "--sample-every", type=_nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
     )
     t.add_argument(
+        "--save-every",
+        type=_nonnegative_int,
+        default=1000,
+        help="write the checkpoint every N steps (default 1000), and at the end or on Ctrl-C / SIGTERM; "
+        "0: only then",
+    )
+    t.add_argument(
         "--fused",
         action=argparse.BooleanOptionalAction,
-        help="use the fused op (default for --cell rnn; lstm and gru have none and run unfused)",
+        help="run each layer's recurrence as one fused op (default; --no-fused: unrolled ops)",
     )
     t.add_argument("--dtype", choices=tuple(DTYPES), help="float64 (default) or float32")
     t.add_argument(
         "--out", metavar="PATH", help=f"checkpoint to write (default {DEFAULT_OUT}, or --resume's)"
     )
     t.add_argument("--resume", metavar="PATH", help="continue training from this checkpoint")
-    t.add_argument("--log", metavar="PATH", help="CSV of step, loss, smoothed loss, seconds")
-    t.add_argument("--plot", metavar="PATH", help="PNG of the loss curve (needs matplotlib)")
+    t.add_argument("--log", metavar="PATH", help="CSV of step, losses per character, seconds")
+    t.add_argument("--plot", metavar="PATH", help="PNG of the losses (after --resume: the run's, from --log)")
+    runlog.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
 
@@ -174,7 +187,9 @@ def _add_sample(sub: Any) -> None:
     s.add_argument("--model", metavar="PATH", required=True, help="a checkpoint written by train")
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
+    s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
     s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
+    s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
     s.add_argument(
         "--seed", type=_nonnegative_int, default=0, help="seed of the random generator (default 0)"
     )
@@ -198,6 +213,7 @@ def _add_gradcheck(sub: Any) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `tinygrad-rnn` and `python -m tinygrad_rnn`; returns the exit code."""
+    replace_unprintable()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "bench":
@@ -221,61 +237,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # --- shared helpers --------------------------------------------------------------------------
-def _check_writable(path: str, what: str) -> None:
-    """UsageError unless a file can be created next to `path` (probed with a real temp file)."""
-    if os.path.isdir(path):
-        raise UsageError(f"{what} {path} is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(f"cannot write {what} {path}: directory {directory} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
-    except OSError as e:
-        raise UsageError(f"cannot write {what} {path}: {e.strerror or e}") from None
-    os.close(fd)
-    os.unlink(probe)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write {what} {path}: permission denied")
+def _note(message: str) -> None:
+    print(f"{PROG}: note: {message}", file=sys.stderr)
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "--plot needs matplotlib, which is not installed: pip install 'tinygrad-rnn[plot]'"
-        ) from None
-
-
-def _plot(path: str, rows: list[tuple[int, float, float, float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [r[0] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, [r[1] for r in rows], lw=0.5, alpha=0.4, label="loss")
-    ax.plot(steps, [r[2] for r in rows], lw=1.5, label="smoothed loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy per chunk")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# --- train -----------------------------------------------------------------------------------
-def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
-    """(the Trainer `train`'s options describe, resumed?); every path is checked first."""
-    out = args.out or args.resume or DEFAULT_OUT
-    _check_writable(out, "checkpoint")
-    if args.log:
-        _check_writable(args.log, "log")
-    if args.plot:
-        _check_writable(args.plot, "plot")
-        _require_matplotlib()
+def _start(args: argparse.Namespace, out: str) -> tuple[Trainer, bool]:
+    """(the Trainer `train`'s options describe, writing to `out`, resumed?)."""
     ck = ckpt_io.load(args.resume) if args.resume else None
     saved = None if ck is None else TrainConfig.from_checkpoint(ck, args.resume)
     config = TrainConfig.from_args(args, resumed=saved)
@@ -285,91 +252,69 @@ def _start(args: argparse.Namespace) -> tuple[Trainer, bool]:
         if args.text is None and config.text is not None:  # the path came from the checkpoint
             raise DataError(f"{e} (the checkpoint's text; give it with --text)") from None
         raise
+    if saved is not None and config.changes(saved):
+        _note(f"fine-tuning: {', '.join(config.changes(saved))}")
     trainer = Trainer(config, text, out=out, vocab=None if ck is None else ck.vocab)
     if ck is not None and not trainer.restore(ck, args.resume):
-        note = "the text differs from the checkpoint's; reading it from its start"
-        print(f"{PROG}: note: {note}", file=sys.stderr)
+        if "text_sha256" in ck.config:
+            _note("the text differs from the checkpoint's; reading it from its start")
+        else:
+            _note("the checkpoint does not record which text it read; reading the text from its start")
+    if os.path.exists(out) and not (args.resume and same_file(args.resume, out)):
+        first = trainer.steps_done + (args.save_every if 0 < args.save_every < args.steps else args.steps)
+        step = held_step(out)
+        held = "is not a readable checkpoint" if step is None else f"holds a checkpoint at step {step}"
+        _note(f"{out} {held}; this run replaces it when it first saves (step {first})")
     return trainer, ck is not None
 
 
-def _header(trainer: Trainer, resumed: bool) -> str:
-    """The first line of a run: what is trained on what, with which settings."""
-    c = trainer.config
-    source = "the built-in verse x100" if c.text is None else os.path.abspath(c.text)
-    start = f"resuming at step {trainer.steps_done}" if resumed else "training"
-    return (
-        f"{start}: {source}, {trainer.text_length} characters, vocabulary {len(trainer.vocab)}, "
-        f"{c.cell} x{c.layers}, hidden {c.hidden}, seq-len {c.seq_len}, batch {c.batch}, "
-        f"{c.optim} lr {c.lr}, clip {c.clip}, seed {c.seed}, {c.dtype}, {'fused' if c.fused else 'autograd'}"
-    )
-
-
-def _open_log(path: str, resumed: bool) -> tuple[IO[str], Any]:
-    """The CSV log and its writer; a resumed run appends to a log that has rows."""
-    append = resumed and os.path.exists(path) and os.path.getsize(path) > 0
-    log = open(path, "a" if append else "w", newline="", encoding="utf-8")
-    writer = csv.writer(log)
-    if not append:
-        writer.writerow(["step", "loss", "smooth_loss", "seconds"])
-    return log, writer
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    trainer, resumed = _start(args)
-    print(_header(trainer, resumed))
-    trainer.save()  # a good checkpoint exists from the start (and the output path works)
-    log, writer = _open_log(args.log, resumed) if args.log else (None, None)
-    rows: list[tuple[int, float, float, float]] = []
-    start = time.perf_counter() - trainer.seconds
-    bar = tqdm(total=args.steps, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
-    try:
-        with contextlib.ExitStack() as stack:
-            # overflow is detected and reported below (loss and parameters), not warned about
-            stack.enter_context(np.errstate(over="ignore", invalid="ignore"))
-            if log is not None:
-                stack.enter_context(log)
-            stack.enter_context(bar)
-            for i in range(args.steps):
-                loss = trainer.step()
-                step, smooth = trainer.steps_done - 1, trainer.smooth
-                trainer.seconds = time.perf_counter() - start
-                rows.append((step, loss, smooth, trainer.seconds))
-                if writer is not None:
-                    writer.writerow([step, repr(loss), repr(smooth), f"{trainer.seconds:.3f}"])
-                if args.sample_every and step % args.sample_every == 0:
-                    trainer.check_finite()
-                    # like the seed: primed with the chunk's first input, from a zero state
-                    text = trainer.sample(trainer.vocab.chars[trainer.first_input], SAMPLE_CHARS)
-                    bar.write(f"--- step {step}, loss {loss:.4f}, smoothed {smooth:.4f}\n{text}")
-                    trainer.save()
-                    if log is not None:
-                        log.flush()
-                bar.update(1)
-                if step % 10 == 0 or i == args.steps - 1:
-                    bar.set_postfix_str(f"loss {smooth:.4f}", refresh=False)
-            trainer.save()
-    finally:
-        if args.plot and rows:
-            _plot(args.plot, rows)
-    print(f"done: step {trainer.steps_done}, smoothed loss {trainer.smooth:.4f}, checkpoint {trainer.out}")
-    print(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
-    print(trainer.sample(trainer.prime, RECITAL_CHARS))
+    out = check_train_paths(args)
+    with out_lock(out, _note):
+        trainer, resumed = _start(args, out)
+        say(runlog.header(trainer, resumed))
+        result = RunResult()
+        eval_every = args.sample_every if args.eval_every is None else args.eval_every
+        opts = RunOptions(args.steps, args.sample_every, args.save_every, args.log, resumed, eval_every)
+        try:
+            run(trainer, opts, result)
+        finally:
+            if args.plot and result.rows:
+                whole = runlog.read_log(args.log) if args.log and resumed else []
+                runlog.plot(args.plot, whole or result.rows)  # after --resume, the whole run's curve
+    if result.note:
+        _note(result.note)
+    if result.signal is not None:
+        name = signal.Signals(result.signal).name
+        if result.saved == trainer.steps_done:
+            where = f"checkpoint {trainer.out} written at step {result.saved}; continue with --resume"
+        else:
+            where = "no checkpoint written"
+        print(f"{PROG}: interrupted by {name} after step {trainer.steps_done}: {where}", file=sys.stderr)
+        return 128 + result.signal
+    say(runlog.done_line(trainer, result.val))
+    say(f"--- {RECITAL_CHARS} characters from {trainer.prime!r}:")
+    say(trainer.sample(trainer.prime, RECITAL_CHARS))
     return 0
 
 
 # --- sample ----------------------------------------------------------------------------------
 def cmd_sample(args: argparse.Namespace) -> int:
-    ck = ckpt_io.load(args.model)
-    model = TrainConfig.from_checkpoint(ck, args.model).make_model(len(ck.vocab), rng=0, fused=False)
-    load_params(model, ck, args.model)
+    if not args.model:
+        raise UsageError("--model must not be empty (an unset shell variable?)")
+    model, ck = load_model(args.model, fused=False)
     prime = args.prime if args.prime is not None else str(ck.config.get("prime") or ck.vocab.chars[0])
+    if args.prime_file is not None:
+        prime = read_text(args.prime_file)
     if not prime:
         raise UsageError("--prime must not be empty")
     unknown = ck.vocab.unknown(prime)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown)
         raise UsageError(f"the prime has characters that are not in the model's vocabulary: {shown}")
-    ids = model.sample(ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed)
+    ids = model.sample(
+        ck.vocab.encode(prime), args.n, temperature=args.temperature, rng=args.seed, top_k=args.top_k
+    )
     print(prime + ck.vocab.decode(ids))
     return 0
 

@@ -7,8 +7,6 @@ layers use them when built with `fused=True`; tests check them against the compo
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from tinygrad_rnn import reference
@@ -41,8 +39,9 @@ class CharRNNLoss(Function):
     """The char-RNN's whole training loss as one op (see `reference.charrnn_forward`).
 
     Inputs: embed (V, H), weight_hh (H, H), bias_h (H,), head_weight (V, H), head_bias (V,),
-    h0 (B, H). Options: inputs and targets int (T, B), and `h_out` (B, H), an array the last
-    hidden state is written into (a Function returns one array: here the scalar loss).
+    h0 (B, H); options: inputs and targets int (T, B). Two outputs: the scalar loss and the
+    last hidden state h_T (B, H). A gradient reaching h_T (zeros when it is unused or
+    detached, as callers carrying it to the next chunk do) joins the BPTT at the last step.
     """
 
     name = "charrnn_loss"
@@ -58,22 +57,20 @@ class CharRNNLoss(Function):
         h0: np.ndarray,
         inputs: np.ndarray,
         targets: np.ndarray,
-        h_out: Optional[np.ndarray] = None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         loss, hs, p = reference.charrnn_forward(
             embed, weight_hh, bias_h, head_weight, head_bias, h0, inputs, targets
         )
-        if h_out is not None:
-            h_out[...] = hs[-1]
         ctx.save_for_backward(weight_hh, head_weight, hs, p)
         ctx.inputs, ctx.targets = inputs, targets
-        return np.asarray(loss, dtype=hs.dtype)
+        return np.asarray(loss, dtype=hs.dtype), hs[-1].copy()  # a copy: hs stays as saved
 
     @staticmethod
-    def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, ...]:
+    def backward(ctx: Context, *grads: np.ndarray) -> tuple[np.ndarray, ...]:
+        grad, grad_h = grads  # one per output: the loss's, h_T's
         weight_hh, head_weight, hs, p = ctx.saved_tensors
         return reference.charrnn_backward(
-            weight_hh, head_weight, ctx.inputs, ctx.targets, hs, p, scale=float(grad)
+            weight_hh, head_weight, ctx.inputs, ctx.targets, hs, p, scale=float(grad), dh_last=grad_h
         )
 
 
@@ -94,8 +91,8 @@ class LSTMRecurrence(Function):
     """The LSTM over a sequence (see `reference.lstm_forward`): two outputs, out and c_T.
 
     xw (T, B, 4H) is the input's share of the gates, x @ weight_ih.T + bias_ih + bias_hh
-    (`LSTMCell.input_share`), weight_hh (4H, H), h0 and c0 (B, H); returns out (T, B, H), every
-    step's h (h_T is out[-1]), and c_T (B, H), the last cell state.
+    (the biases summed once, `LSTMCell.input_bias`), weight_hh (4H, H), h0 and c0 (B, H);
+    returns out (T, B, H), every step's h (h_T is out[-1]), and c_T (B, H), the last cell state.
     """
 
     name = "lstm_recurrence"

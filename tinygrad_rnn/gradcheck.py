@@ -30,12 +30,7 @@ def gradcheck(
     Also checks that backward is reentrant (twice, same answer) and linear in the upstream
     gradient (zero in, zero out). Returns True or raises GradcheckError.
     """
-    xs = [
-        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
-        if isinstance(x, Tensor) and x.dtype.kind == "f"
-        else x
-        for x in inputs
-    ]
+    xs = [_float64_copy(x) for x in inputs]
     wrt = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not wrt:
         raise ValueError("gradcheck: no input tensor requires grad")
@@ -44,22 +39,7 @@ def gradcheck(
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, not {type(out).__name__}")
     r = np.random.default_rng(0).standard_normal(out.shape) if out.ndim else np.ones(())
-    sources = [xs[i] for i in wrt]
-    if not out.requires_grad:
-        analytic = [np.zeros(s.shape) for s in sources]
-    else:
-        analytic = tape.gradient(out, sources, grad=r, retain_graph=True)
-        again = tape.gradient(out, sources, grad=r, retain_graph=True)
-        zero = tape.gradient(out, sources, grad=np.zeros(out.shape))
-        for i, a, b, z in zip(wrt, analytic, again, zero):
-            if not np.array_equal(a, b, equal_nan=True):
-                raise GradcheckError(
-                    f"gradcheck: input {i}: backward is not reentrant (a second backward differs)"
-                )
-            if np.any(z != 0):
-                raise GradcheckError(
-                    f"gradcheck: input {i}: a zero upstream gradient gave a non-zero gradient"
-                )
+    analytic = _analytic(tape, out, [xs[i] for i in wrt], wrt, r)
 
     def f() -> float:
         with no_grad():
@@ -75,6 +55,32 @@ def gradcheck(
                 f"finite differences give {float(num[idx])!r}"
             )
     return True
+
+
+def _float64_copy(x: Any) -> Any:
+    """A float tensor as a float64 copy (same requires_grad); anything else as it is."""
+    if isinstance(x, Tensor) and x.dtype.kind == "f":
+        return Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
+    return x
+
+
+def _analytic(
+    tape: Tape, out: Tensor, sources: list[Tensor], wrt: list[int], r: np.ndarray
+) -> list[np.ndarray]:
+    """d(sum(out * r))/d(source) from the tape, checked to be reentrant and linear (zero in, zero out)."""
+    if not out.requires_grad:
+        return [np.zeros(s.shape) for s in sources]
+    analytic = tape.gradient(out, sources, grad=r, retain_graph=True)
+    again = tape.gradient(out, sources, grad=r, retain_graph=True)
+    zero = tape.gradient(out, sources, grad=np.zeros(out.shape))
+    for i, a, b, z in zip(wrt, analytic, again, zero):
+        if not np.array_equal(a, b, equal_nan=True):
+            raise GradcheckError(
+                f"gradcheck: input {i}: backward is not reentrant (a second backward differs)"
+            )
+        if np.any(z != 0):
+            raise GradcheckError(f"gradcheck: input {i}: a zero upstream gradient gave a non-zero gradient")
+    return analytic
 
 
 def agrees(analytic: np.ndarray, numeric: np.ndarray, atol: float = 1e-5, rtol: float = 1e-3) -> np.ndarray:

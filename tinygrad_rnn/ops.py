@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_rnn.tape import IndexedGrad, ProductGrad
+from tinygrad_rnn.grads import IndexedGrad, ProductGrad
 from tinygrad_rnn.tensor import ArrayLike, Context, Function, Index, Tensor
 
 Axis = Union[int, tuple[int, ...], None]

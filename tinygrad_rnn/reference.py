@@ -19,6 +19,8 @@ fused ops (`tinygrad_rnn.fused`) call these functions.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -172,10 +174,12 @@ def charrnn_backward(
     hs: np.ndarray,
     p: np.ndarray,
     scale: float = 1.0,
+    dh_last: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, ...]:
     """Gradients of `scale * loss` w.r.t. embed, weight_hh, bias, head_weight, head_bias, h0.
 
     hs and p are `charrnn_forward`'s; neither is changed, so backward can run twice.
+    `dh_last` (B, H), if given, is a gradient reaching the last hidden state from elsewhere.
     """
     steps, batch = inputs.shape
     hidden, vocab = hs.shape[-1], head_weight.shape[0]
@@ -186,6 +190,8 @@ def charrnn_backward(
     dhead_weight = dy.T.dot(h_all)
     dhead_bias = dy.sum(axis=0)
     dhs = dy.dot(head_weight).reshape(steps, batch, hidden)
+    if dh_last is not None:
+        dhs[-1] += dh_last
     dhraw, dh0, dweight_hh = rnn_backward(dhs, hs, weight_hh)
     dhraw_all = dhraw.reshape(-1, hidden)
     dembed = scatter_add_rows(inputs.ravel(), dhraw_all, vocab)

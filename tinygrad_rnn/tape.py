@@ -1,36 +1,52 @@
 """The tape: a record of ops in execution order, and backward as a reverse sweep of it.
 
-Every op applied to a tensor that requires grad leaves a `Node` here. A node is also the
-op's context: it keeps what the forward saved, and one *edge* per input: the input's own
-node (an intermediate result), the input tensor itself (a leaf that wants `.grad`), or None
-(a constant). Nodes never hold their outputs, so an intermediate array lives only as long
-as the user or a saved array holds it.
+Six ideas, in the order they are needed before backward makes sense:
 
-An op with several outputs (`unbind`) is one node too; each of its output tensors points
-to an `Output` of it, and its backward gets one gradient per output.
+1. Tensor: a numpy array, with `.grad` and the node that made it (`tensor.py`).
+2. Function: an op's `forward` (arrays in, array out) and `backward` (the output's
+   gradient in, one gradient per input out) (`tensor.py`).
+3. Node: the record of one applied op, which is also its `ctx`: what forward saved, and one
+   edge per input: the input's own node, the input tensor itself (a leaf that wants
+   `.grad`) or None (a constant). Nodes never hold their outputs.
+4. Execution order: nodes are numbered as they are made, so sorting by number replays the
+   forward; a `Tape` opened with `with` keeps every node made inside it.
+5. The reverse sweep: from the output, newest node first, call each node's backward with
+   its output's gradient and collect what it returns per input (per edge).
+6. Combine: an input's contributions become one array of its shape and dtype, summed,
+   broadcasting reduced (`grads.combine`, `grads.unbroadcast`).
 
-Nodes are numbered as they are made, so sorting by that number gives execution order.
-The same clock dates changes: assigning a tensor's `.data` notes the number at which its
-memory changed, and backward refuses a node whose saved arrays changed after it was made.
-`loss.backward()` sweeps, in reverse, the recorded nodes that reach `loss`; a `Tape`
-opened with `with` keeps every node made inside it, for `tape.gradient`, `print` and DOT.
+Details that come after: an op with several outputs (`unbind`) is one node whose output
+tensors each point to an `Output` of it; its backward gets one gradient per output. The
+numbering clock also dates changes of memory: assigning a tensor's `.data` in place notes
+it, and backward refuses a node whose saved arrays changed after it was made. Grad mode
+(`no_grad`) is per thread.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
+import threading
 import weakref
-from contextlib import ContextDecorator
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_not
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence, TypeVar, Union
 
 import numpy as np
+
+from tinygrad_rnn import grads
+from tinygrad_rnn.grads import Contributions
+from tinygrad_rnn.grads import IndexedGrad as IndexedGrad  # noqa: F401  (their old home)
+from tinygrad_rnn.grads import ProductGrad as ProductGrad  # noqa: F401
+from tinygrad_rnn.grads import unbroadcast as unbroadcast  # noqa: F401
 
 if TYPE_CHECKING:
     from tinygrad_rnn.tensor import Function, Tensor
 
 Edge = Union["Node", "Output", "Tensor", None]
+F = TypeVar("F", bound=Callable[..., Any])
 
 _counter = itertools.count()  # numbers nodes and changes of memory, in one order
 _active_tapes: list[Tape] = []
@@ -52,28 +68,75 @@ def note_change(array: np.ndarray) -> None:
     _changed[key] = _last_change[0] = next(_counter)
 
 
-class _GradMode:
+class _GradMode(threading.local):
+    """Whether ops record, per thread (as in PyTorch): `no_grad` in one thread leaves others alone."""
+
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True unless inside `no_grad()`."""
-    return _GradMode.enabled
+    """True unless inside `no_grad()` (in this thread)."""
+    return _grad_mode.enabled
 
 
-class no_grad(ContextDecorator):
-    """Context manager and decorator: ops inside record nothing and hold no memory."""
+class no_grad:
+    """Context manager and decorator: ops inside record nothing and hold no memory.
+
+    As a decorator it also works on a generator function: grad is off inside the generator's
+    body, and the caller's mode is back between the values it yields (PyTorch's behaviour).
+    """
 
     def __init__(self) -> None:
-        self._prev: list[bool] = []  # a stack: a decorated function may call itself
+        self._prev: list[bool] = []  # a stack: one `no_grad()` object may be entered twice
 
     def __enter__(self) -> no_grad:
-        self._prev.append(_GradMode.enabled)
-        _GradMode.enabled = False
+        self._prev.append(_grad_mode.enabled)
+        _grad_mode.enabled = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev.pop()
+        _grad_mode.enabled = self._prev.pop()
+
+    def __call__(self, func: F) -> F:
+        if inspect.isgeneratorfunction(func):
+            return _no_grad_generator(func)  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():  # a new one per call: calls may overlap (recursion, threads)
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def _no_grad_generator(func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+    """`func`'s generators with grad off while their body runs, and only then."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        gen = func(*args, **kwargs)
+        sent: Any = None
+        thrown: Optional[BaseException] = None
+        while True:
+            try:
+                with no_grad():
+                    out = gen.throw(thrown) if thrown is not None else gen.send(sent)
+            except StopIteration as stop:
+                return stop.value
+            thrown = sent = None
+            try:
+                sent = yield out
+            except GeneratorExit:
+                with no_grad():
+                    gen.close()
+                raise
+            except BaseException as e:  # thrown in by the caller: pass it on to the body
+                thrown = e
+
+    return wrapper
 
 
 class Node:
@@ -104,7 +167,7 @@ class Node:
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
-        return tuple([e is not None for e in self.edges])
+        return tuple(map(is_not, self.edges, repeat(None)))  # e is not None, for each edge
 
     @property
     def name(self) -> str:
@@ -174,225 +237,93 @@ class Output:
         tensor._node = self
 
 
-class IndexedGrad:
-    """A gradient that is zero except at `index`, where it is `values`: what `x[index]` gets.
-
-    A backward may return one in place of a dense array. The sweep adds it into a single
-    buffer per input, so taking a sequence apart step by step (`xs[t]` for every t) costs
-    the size of a step per step, not the size of the whole sequence.
-    """
-
-    __slots__ = ("index", "values")
-
-    def __init__(self, index: Any, values: np.ndarray) -> None:
-        self.index, self.values = index, values
-
-
-class ProductGrad:
-    """A gradient that is the matrix product `left @ right` (2-D), kept as its two factors.
-
-    A matmul's backward returns one for its second operand (`a.T @ grad`). A weight used at
-    every step of a recurrence gets one per step, and the sweep multiplies them all at once
-    when the weight's gradient is needed: concat(lefts, axis=1) @ concat(rights, axis=0), one
-    (k, T*n) @ (T*n, m) matmul instead of T small ones and T additions of (k, m) arrays.
-    """
-
-    __slots__ = ("left", "right")
-
-    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
-        self.left, self.right = left, right
-
-
-class _Sum:
-    """The gradient of one input while ProductGrads arrive: their factors and the dense
-    gradients that came too, added up by `total` when the gradient is needed."""
-
-    __slots__ = ("lefts", "rights", "dense", "node")
-
-    def __init__(self, dense: Optional[np.ndarray], node: Node) -> None:
-        self.lefts: list[np.ndarray] = []
-        self.rights: list[np.ndarray] = []
-        self.dense = [] if dense is None else [dense]
-        self.node = node  # the first op that sent a product, for errors
-
-    def __iadd__(self, g: np.ndarray) -> _Sum:  # the sweep's `old += g`
-        self.dense.append(g)
-        return self
-
-    def total(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """The sum as one array of `shape` and `dtype` (a new one, which the sweep owns)."""
-        try:
-            if len(self.lefts) == 1:
-                out = np.dot(self.lefts[0], self.rights[0])
-            else:
-                out = np.dot(np.concatenate(self.lefts, axis=1), np.concatenate(self.rights, axis=0))
-        except ValueError as e:
-            raise RuntimeError(
-                f"{self.node.name}: backward returned a ProductGrad that does not multiply: {e}"
-            ) from None
-        if out.shape != shape:
-            raise RuntimeError(
-                f"{self.node.name}: backward returned products of shape {out.shape} "
-                f"for an input of shape {shape}"
-            )
-        for g in self.dense:
-            out += g
-        return out if out.dtype == dtype else out.astype(dtype)
-
-
-def _defer(grads: dict[Any, Any], owned: set[Any], edge: Any, g: ProductGrad, node: Node) -> None:
-    """Keep a ProductGrad's factors in the edge's `_Sum` (made on the first one); `total` checks them."""
-    acc = grads.get(edge)
-    if acc.__class__ is not _Sum:
-        grads[edge] = acc = _Sum(acc, node)
-        owned.add(edge)  # so later dense gradients go to `acc += g`
-    acc.lefts.append(g.left)
-    acc.rights.append(g.right)
-
-
-def is_basic_index(index: Any) -> bool:
-    """True for ints, slices, None and Ellipsis: each element is picked at most once."""
-    for part in index if isinstance(index, tuple) else (index,):
-        if not (isinstance(part, (int, np.integer, slice)) or part is None or part is Ellipsis):
-            return False
-    return True
-
-
-def _scatter(
-    grads: dict[Any, np.ndarray], owned: set[Any], edge: Any, g: IndexedGrad, shape: Any, dtype: Any
-) -> None:
-    """Add an IndexedGrad into the edge's gradient buffer, made (or copied) once and owned."""
-    buf = grads.get(edge)
-    if buf.__class__ is _Sum:
-        buf = buf.total(shape, dtype)
-    elif buf is None:
-        buf = np.zeros(shape, dtype)
-    elif edge not in owned:
-        buf = np.array(buf)  # a borrowed gradient may be shared or read-only
-    grads[edge] = buf
-    owned.add(edge)
-    if is_basic_index(g.index):
-        buf[g.index] += g.values
-    else:  # an index may repeat: every occurrence adds its share
-        np.add.at(buf, g.index, g.values)
-
-
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`.
-
-    This is the only place where broadcasting's gradients are reduced: ops return gradients
-    in the broadcast shape and the sweep calls this for every input.
-    """
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
-
-
-def _fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int) -> np.ndarray:
-    """An op's gradient for input i, as an array of that input's shape and dtype."""
-    grad = np.asarray(grad)
-    if grad.shape != shape:
-        if grad.ndim >= len(shape):
-            grad = unbroadcast(grad, shape)
-        if grad.shape != shape:
-            raise RuntimeError(
-                f"{node.name}: backward returned a gradient of shape {grad.shape} "
-                f"for input {i} of shape {shape}"
-            )
-    return grad if grad.dtype == dtype else grad.astype(dtype)
-
-
 def _sweep(
-    nodes: Sequence[Node],
-    root: Edge,
-    root_grad: np.ndarray,
-    keep: frozenset[Any] = frozenset(),
-) -> tuple[dict[Any, np.ndarray], list[Node], set[Any]]:
+    nodes: Sequence[Node], root: Edge, root_grad: np.ndarray, keep: frozenset[Any] = frozenset()
+) -> tuple[dict[Any, Any], list[Node]]:
     """Reverse sweep of `nodes` (in execution order) from `root` with gradient `root_grad`.
 
-    Returns the gradients reaching leaves (keyed by tensor) and nodes in `keep` (keyed by
-    node), the nodes that were swept, and the keys whose arrays the sweep made itself.
-    Changes no state, so an error leaves everything as it was: the caller writes `.grad`
-    and releases the nodes after a whole sweep.
+    Returns what was collected per key for the leaves (keyed by tensor) and for the nodes
+    in `keep` (see `grads.combine`), and the nodes that were swept. Changes no state, so an
+    error leaves everything as it was: the caller writes `.grad` and releases the nodes.
     """
-    grads: dict[Any, np.ndarray] = {root: root_grad}
-    owned: set[Any] = set()
+    pending: dict[Any, Any] = {root: root_grad}  # key -> its gradient contributions so far
     swept: list[Node] = []
-    # the hot path of training: `x.__class__ is C` and `dtype is not d` are cheap identity
-    # tests in front of the general cases (`_fit`, `_scatter`)
     for node in reversed(nodes):
-        if node.outputs is None:
-            grad = grads.get(node) if node in keep else grads.pop(node, None)
+        if node.outputs is None:  # one output, keyed by the node
+            grad = pending.get(node) if node in keep else pending.pop(node, None)
             if grad is None:
-                continue
-            if grad.__class__ is _Sum:
-                grad = grad.total(node.out_shape, node.out_dtype)
+                continue  # nothing reached this node
+            if grad.__class__ is not np.ndarray:  # several contributions, or another form
+                grad = grads.combine(grad, node.out_shape, node.out_dtype)
             if node.released or node.seq < _last_change[0]:  # memory changed since the op
                 node.check()
             in_grads = node.fn.backward(node, grad)
-        else:  # an op with several outputs: a gradient for each, zeros where none came
-            out_grads = _output_grads(grads, node.outputs, keep)
+        else:  # several outputs: a gradient for each, zeros where none came
+            out_grads = _output_grads(pending, node.outputs, keep)
             if out_grads is None:
                 continue
             node.check()
             in_grads = node.fn.backward(node, *out_grads)
-        if in_grads.__class__ is not tuple:
-            in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
-        edges = node.edges
-        if len(in_grads) != len(edges):
-            raise RuntimeError(
-                f"{node.name}: backward returned {len(in_grads)} gradients for {len(edges)} inputs"
-            )
-        for i, g in enumerate(in_grads):
-            edge = edges[i]
-            if edge is None or g is None:
-                continue
-            if edge.__class__ is Node or edge.__class__ is Output:
-                shape, dtype = edge.out_shape, edge.out_dtype
-            else:
-                shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
-            if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
-                if g.__class__ is IndexedGrad:
-                    _scatter(grads, owned, edge, g, shape, dtype)
-                    continue
-                if g.__class__ is ProductGrad:
-                    _defer(grads, owned, edge, g, node)
-                    continue
-                g = _fit(g, shape, dtype, node, i)
-            old = grads.get(edge)
-            if old is None:
-                grads[edge] = g  # borrowed: it may be a view of another node's gradient
-            elif edge in owned:
-                old += g
-            else:  # the first sum is a new array that the sweep owns and may add into
-                grads[edge] = np.asarray(old + g)  # asarray: 0-d sums come back as scalars
-                owned.add(edge)
+        _collect(pending, node, in_grads)
         swept.append(node)
-    return grads, swept, owned
+    return pending, swept
+
+
+def _collect(pending: dict[Any, Any], node: Node, in_grads: Any) -> None:
+    """Add what `node`'s backward returned (a gradient per input) to its inputs' contributions."""
+    edges = node.edges
+    if in_grads.__class__ is np.ndarray:
+        in_grads = (in_grads,)  # the gradient of a one-input op
+    if in_grads.__class__ is not tuple or len(in_grads) != len(edges):
+        in_grads = _one_per_input(in_grads, node)
+    for i, g in enumerate(in_grads):
+        edge = edges[i]
+        if edge is None or g is None:
+            continue
+        if edge.__class__ is Node or edge.__class__ is Output:
+            shape, dtype = edge.out_shape, edge.out_dtype
+        else:  # a leaf tensor
+            shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
+        if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
+            g = grads.fit(g, shape, dtype, node, i)  # broadcast, dtype, or another form
+        old = pending.get(edge)  # what came before: None, one gradient, or Contributions
+        if old is None:
+            pending[edge] = g
+        elif old.__class__ is Contributions:
+            old.append(g)
+        else:
+            pending[edge] = grads.add(old, g)
 
 
 def _output_grads(
-    grads: dict[Any, np.ndarray], outputs: tuple[Output, ...], keep: frozenset[Any]
+    pending: dict[Any, Any], outputs: tuple[Output, ...], keep: frozenset[Any]
 ) -> Optional[tuple[np.ndarray, ...]]:
     """The gradients of a multi-output node's outputs (zeros where none came), or None if none came."""
     got: list[Any] = []
     missing = 0
     for o in outputs:
-        g = grads.get(o) if o in keep else grads.pop(o, None)
+        g = pending.get(o) if o in keep else pending.pop(o, None)
         if g is None:
             missing += 1
-        elif g.__class__ is _Sum:
-            g = g.total(o.out_shape, o.out_dtype)
+        elif g.__class__ is not np.ndarray:
+            g = grads.combine(g, o.out_shape, o.out_dtype)
         got.append(g)
-    if missing == len(outputs):
+    if missing == len(got):
         return None
     if missing:
         got = [np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)]
     return tuple(got)
+
+
+def _one_per_input(in_grads: Any, node: Node) -> tuple[Any, ...]:
+    """A backward's result as a tuple of one gradient per input (a list, or a single gradient)."""
+    if in_grads.__class__ is not tuple:
+        in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+    if len(in_grads) != len(node.edges):
+        raise RuntimeError(
+            f"{node.name}: backward returned {len(in_grads)} gradients for {len(node.edges)} inputs"
+        )
+    return in_grads
 
 
 def _release(nodes: list[Node]) -> None:
@@ -423,25 +354,23 @@ def backward(tensor: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Accumulate d(tensor)/d(leaf) . grad into every leaf's `.grad` (see Tensor.backward)."""
     root = tensor._node
     if root is None:  # a leaf: its gradient is the seed itself
-        _accumulate({tensor: grad}, set())
+        _accumulate({tensor: grad})
         return
-    start = root.node if isinstance(root, Output) else root
-    grads, swept, owned = _sweep(_reachable(start), root, grad)
-    _accumulate(grads, owned)
+    pending, swept = _sweep(_reachable(root.node if isinstance(root, Output) else root), root, grad)
+    _accumulate(pending)
     if not retain_graph:
         _release(swept)
 
 
-def _accumulate(grads: dict[Any, np.ndarray], owned: set[Any]) -> None:
-    """Add each leaf's gradient into its `.grad`; copy only arrays the sweep did not make."""
-    for key, g in grads.items():
+def _accumulate(pending: dict[Any, Any]) -> None:
+    """Add each leaf's combined gradient into its `.grad`; an array the sweep did not make is copied."""
+    for key, collected in pending.items():
         if not isinstance(key, (Node, Output)):
-            if g.__class__ is _Sum:
-                g = g.total(key._data.shape, key._data.dtype)
+            g = grads.combine(collected, key._data.shape, key._data.dtype)
             if key.grad is not None:
                 key.grad = np.asarray(key.grad + g)
             else:
-                key.grad = g if key in owned else np.array(g)
+                key.grad = np.array(g) if g is collected else g
 
 
 class Tape:
@@ -449,13 +378,17 @@ class Tape:
 
     `tape.gradient(y, [a, b])` sweeps the record backwards and returns arrays without
     touching `.grad`; gradients flow only through ops recorded on this tape.
-    `len(tape)`, `print(tape)` and `tape.to_dot()` show what was recorded.
+    `len(tape)`, `print(tape)` and `tape.to_dot()` show what was recorded. A tape may be
+    entered again after it closed (it goes on recording); entering it while it records is
+    a RuntimeError, as it would record every op twice. Tapes record ops of every thread.
     """
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
 
     def __enter__(self) -> Tape:
+        if self in _active_tapes:  # it would record every op twice
+            raise RuntimeError("Tape: this tape is already recording; enter it once (nest another Tape)")
         _active_tapes.append(self)
         return self
 
@@ -499,15 +432,18 @@ class Tape:
         root: Edge = target._node if target._node is not None else target
         keys = [s._node if s._node is not None else s for s in sources]
         keep = frozenset(k for k in keys if isinstance(k, (Node, Output)))
-        grads, swept, _ = _sweep(self.nodes, root, seed, keep)
+        pending, swept = _sweep(self.nodes, root, seed, keep)
         if not retain_graph:
             _release(swept)
         out = []
         for s, k in zip(sources, keys):
-            g = grads.get(k)
-            if g.__class__ is _Sum:
-                g = g.total(s.shape, s.dtype)
-            out.append(np.zeros(s.shape, s.dtype) if g is None else np.array(g, dtype=s.dtype))
+            collected = pending.get(k)
+            g = (
+                np.zeros(s.shape, s.dtype)
+                if collected is None
+                else grads.combine(collected, s.shape, s.dtype)
+            )
+            out.append(np.array(g, dtype=s.dtype))  # a copy: the caller may write into it
         return out
 
     def to_dot(self, names: Any = None) -> str:

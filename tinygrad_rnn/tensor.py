@@ -1,13 +1,23 @@
 """`Tensor`, a numpy array that remembers how it was made, and `Function`, the op plug-in API.
 
-Every op, built in or a user's own, is a `Function` subclass with two static methods over
-numpy arrays: `forward(ctx, *arrays, **options) -> array` and `backward(ctx, grad) ->
-one gradient per array input (None where not needed)`. `Op.apply(*tensors, **options)`
-runs the forward and, when some input requires grad, records a node on the tape. A forward
-may return a tuple of arrays (an op with several outputs, like `unbind`); its backward
-then takes one gradient per output. A backward may hand a gradient over in a cheaper form
-the tape understands: `IndexedGrad` (zero but at an index, what `x[i]` gets) or
-`ProductGrad` (a matrix product kept as its factors, what a matmul's weight gets).
+An op is a `Function` subclass with two static methods over plain numpy arrays:
+
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, x):              # arrays in, an array out
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):          # d(loss)/d(output) in, one gradient per input out
+            (x,) = ctx.saved_tensors
+            return 3 * x ** 2 * grad
+
+`Cube.apply(t)` runs the forward on the tensors' arrays and, when an input requires grad,
+records the op on the tape so that backward can call `backward` later. Built-in ops
+(`tinygrad_rnn.ops`) are written exactly this way. A forward may return a tuple of arrays
+(an op with several outputs); its backward then gets one gradient per output. A backward
+may also return a cheaper gradient form instead of an array: optional, see `grads`.
 """
 
 from __future__ import annotations
@@ -30,6 +40,10 @@ Context: TypeAlias = _tape.Node
 class Function:
     """Base of every op. Subclass it, write `forward` and `backward`, call `apply`.
 
+    `forward(ctx, *arrays, **options)` returns the output array; `backward(ctx, grad)`
+    returns the gradient of each array input (the same shape, or one that broadcasts to it;
+    None where an input needs none), given `grad`, the gradient of the output. `ctx` carries
+    what forward saved (`ctx.save_for_backward(...)`, `ctx.saved_tensors`, any attribute).
     `name` is how the op appears in `print(tape)`; it defaults to the class name.
     """
 
@@ -61,7 +75,7 @@ class Function:
             t = x if isinstance(x, Tensor) else Tensor(x)
             arrays.append(t._data)
             edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
-        record = _tape._GradMode.enabled and edges.count(None) < len(edges)
+        record = _tape._grad_mode.enabled and edges.count(None) < len(edges)
         node = _tape.Node(cls, tuple(edges) if record else (None,) * len(edges))  # the forward's ctx
         try:
             out = cls.forward(node, *arrays, **options)
@@ -105,11 +119,15 @@ def _float_array(data: Any, dtype: Any = None) -> np.ndarray:
 class Tensor:
     """An n-d numpy array with an optional gradient and the node of the op that made it.
 
-    `data` is shared with the array passed in when no conversion is needed. Assigning to
-    `data` (including `t.data -= step`, which Python turns into an assignment) dates a change
-    of its memory, which lets backward refuse ops that saved it earlier (views and tensors
-    over the same memory included); a write through the array itself (`t.data[i] = v`) is
-    not seen.
+    `data` is shared with the array passed in when no conversion is needed.
+
+    In-place changes and backward: `t.data -= step` (Python runs `t.data = t.data.__isub__(step)`,
+    an assignment of the same, changed array) dates a change of that memory, and backward
+    refuses an op that saved it earlier (through any view or tensor over the same memory).
+    The rule: assigning `data` notes a change of the old array's memory when the new value
+    is that array or shares memory with it; a fresh array (`t.data = np.zeros(3)`,
+    `t.data = t.data - step`) leaves the saved memory as it was, so backward runs, with the
+    values the forward saw. A write through the array itself (`t.data[i] = v`) is not seen.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_node")
@@ -139,7 +157,9 @@ class Tensor:
         value = np.asarray(value)
         if self.requires_grad and value.dtype.kind != "f":
             raise TypeError(f"data: a tensor that requires grad needs float data, not {value.dtype}")
-        _tape.note_change(self._data)  # nodes that saved this memory can no longer backward
+        old = self._data
+        if value is old or np.may_share_memory(value, old):  # `t.data -= step`: memory changed
+            _tape.note_change(old)  # so nodes that saved it can no longer backward
         self._data = value
 
     @property

@@ -11,10 +11,11 @@ Weights follow PyTorch's layout (`Linear.weight` is (out, in)); sequences are ti
 Generator (or int seed) passed as `rng`, so the same seed gives the same model.
 """
 
+from tinygrad_rnn.creation import RNG
 from tinygrad_rnn.layers.basic import Dropout, Embedding, LayerNorm, Linear, ReLU, Sigmoid, Tanh
 from tinygrad_rnn.layers.cells import CELLS, RNN, GRUCell, LSTMCell, RNNCell, State, StateLike
 from tinygrad_rnn.layers.charrnn import CharRNN
-from tinygrad_rnn.layers.module import RNG, DType, Module, ModuleDict, ModuleList, Parameter, Sequential
+from tinygrad_rnn.layers.module import DType, Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "CELLS",

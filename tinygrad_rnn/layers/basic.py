@@ -11,14 +11,14 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_rnn.creation import RNG
+from tinygrad_rnn.creation import generator as _generator
 from tinygrad_rnn.layers.module import (
-    RNG,
     DType,
     Module,
     Parameter,
     _as_tensor,
     _check_sizes,
-    _generator,
     _small_normal,
 )
 from tinygrad_rnn.ops import addmm, class_ids

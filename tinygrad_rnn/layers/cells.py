@@ -2,29 +2,33 @@
 
 Cells are one time step each, with PyTorch's equations and parameter names; `RNN(cell=...,
 num_layers=...)` (and `CharRNN`) unroll any of them through one loop, after one input
-matmul per layer for all steps. With `fused=True` the recurrence runs as one op from
-`tinygrad_rnn.fused` (the plain tanh cell only); the parameters are the same either way.
+matmul per layer for all steps, with PyTorch's options (nonlinearity, bias, batch_first,
+dropout, bidirectional). With `fused=True` the recurrence runs as one op from
+`tinygrad_rnn.fused` (`FUSED`: the tanh cell, the LSTM and the GRU); the parameters are the
+same either way, and every other option works around the op (a reversed direction flips
+its input and output), so only nonlinearity="relu", which has no fused op, is refused.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional, Sequence, Union
+import warnings
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_rnn.fused import RNNRecurrence
-from tinygrad_rnn.layers.basic import _linear
+from tinygrad_rnn.creation import RNG
+from tinygrad_rnn.creation import generator as _generator
+from tinygrad_rnn.fused import GRURecurrence, LSTMRecurrence, RNNRecurrence
+from tinygrad_rnn.layers.basic import Dropout, _linear
 from tinygrad_rnn.layers.module import (
-    RNG,
     DType,
     Module,
     Parameter,
     _as_tensor,
     _check_sizes,
-    _generator,
     _small_normal,
 )
-from tinygrad_rnn.ops import addmm, stack
+from tinygrad_rnn.ops import addmm, concat, stack
 from tinygrad_rnn.tensor import ArrayLike, Tensor
 
 # --- recurrent cells ---------------------------------------------------------------------
@@ -83,25 +87,34 @@ class _Cell(Module):
         return state
 
     @staticmethod
-    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
-        """(xw, bias_hh) as `step` gets them; a cell whose bias_hh only adds to xw folds it in
-        here, once for all steps, and passes None on."""
-        return xw, bias_hh
+    def input_bias(
+        bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """(the bias of the input matmul, the bias_hh that `step` gets); a cell whose bias_hh
+        only adds to the gates folds it into the input's bias, once, and passes None on."""
+        return bias_ih, bias_hh
+
+    @property
+    def kind(self) -> type[_Cell]:
+        """The class whose static math this cell runs: its own (RNNCell's relu differs)."""
+        return type(self)
 
     def forward(self, x: ArrayLike, h: Optional[StateLike] = None) -> Any:
         """x (B, I), h: the state (h, or the pair (h, c)) or None for zeros -> the next state."""
-        w_ih, w_hh, b_ih, b_hh = _weights(self, type(self), "")
+        kind = self.kind
+        w_ih, w_hh, b_ih, b_hh = _weights(self, kind, "")
         x = _as_tensor(x, w_hh.dtype)
         shape = (x.shape[0], self.hidden_size)
-        s = _state(type(self), h, shape, w_hh.dtype, type(self).__name__)
-        xw, b_hh = self.input_share(_linear(x, w_ih, b_ih), b_hh)
-        return self.step(xw, s, w_hh.T, b_hh)
+        s = _state(kind, h, shape, w_hh.dtype, type(self).__name__)
+        b_in, b_hh = kind.input_bias(b_ih, b_hh)
+        return kind.step(_linear(x, w_ih, b_in), s, w_hh.T, b_hh)
 
 
 class RNNCell(_Cell):
     """h' = tanh(x @ weight_ih.T + h @ weight_hh.T + bias_h); x (B, I), h (B, H) -> h' (B, H).
 
     One hidden bias where PyTorch's RNNCell has two (bias_ih + bias_hh play its role).
+    nonlinearity="relu" (PyTorch's option) puts max(., 0) in place of tanh.
     """
 
     gates = 1
@@ -110,10 +123,41 @@ class RNNCell(_Cell):
     weight_hh: Parameter
     bias_h: Parameter
 
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        dtype: DType = np.float64,
+        rng: RNG = None,
+    ) -> None:
+        _check_nonlinearity(nonlinearity, "RNNCell")
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng)
+        self.nonlinearity = nonlinearity
+
+    @property
+    def kind(self) -> type[_Cell]:
+        return _ReLURNNCell if self.nonlinearity == "relu" else type(self)
+
+    def extra_repr(self) -> str:
+        relu = self.nonlinearity == "relu"
+        return super().extra_repr() + (", nonlinearity='relu'" if relu else "")
+
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
         """tanh(xw + h @ W_hh^T), xw the input's share (the seed's Wxh x + bh); bias_hh is None."""
         return addmm(xw, state, weight_hh_t).tanh()  # addmm(c, a, b) = c + a @ b, one node
+
+
+class _ReLURNNCell(RNNCell):
+    """RNNCell's step with nonlinearity="relu": h' = max(xw + h @ W_hh^T, 0). The recurrence
+    runs it as `RNN(nonlinearity="relu")`'s cell; an RNNCell reaches it through `kind`."""
+
+    @staticmethod
+    def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
+        return addmm(xw, state, weight_hh_t).relu()
 
 
 class LSTMCell(_Cell):
@@ -132,15 +176,20 @@ class LSTMCell(_Cell):
     bias_hh: Parameter
 
     @staticmethod
-    def input_share(xw: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
-        """bias_hh adds to every step's gates: it joins xw once (one op, not one a step)."""
-        return (xw, None) if bias_hh is None else (xw + bias_hh, None)
+    def input_bias(
+        bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+    ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """bias_hh adds to every step's gates: it joins bias_ih, so the input matmul's addmm
+        adds both at once (no op over all steps' gates, none a step)."""
+        if bias_ih is None or bias_hh is None:
+            return (bias_hh if bias_ih is None else bias_ih), None
+        return bias_ih + bias_hh, None
 
     @staticmethod
     def step(xw: Tensor, state: Any, weight_hh_t: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
         gates = addmm(xw, h, weight_hh_t)
-        if bias_hh is not None:  # not folded into xw by `input_share`
+        if bias_hh is not None:  # not folded into the input's bias by `input_bias`
             gates = gates + bias_hh
         i, f, g, o = gates.chunk(4, axis=1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
@@ -181,9 +230,23 @@ class GRUCell(_Cell):
 CELLS: dict[str, type[_Cell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 
 
-def _cell_class(cell: str, who: str) -> type[_Cell]:
+NONLINEARITIES = ("tanh", "relu")
+
+
+def _check_nonlinearity(nonlinearity: str, who: str) -> None:
+    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"{who}: nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}")
+
+
+def _cell_class(cell: str, who: str, nonlinearity: str = "tanh") -> type[_Cell]:
+    """The class whose static math runs a layer of `cell` (relu: only for the plain cell, as torch)."""
     if cell not in CELLS:
         raise ValueError(f"{who}: cell must be one of {', '.join(map(repr, CELLS))}, not {cell!r}")
+    _check_nonlinearity(nonlinearity, who)
+    if nonlinearity == "relu":
+        if cell != "rnn":
+            raise ValueError(f"{who}: nonlinearity='relu' is only for cell='rnn', not {cell!r}")
+        return _ReLURNNCell
     return CELLS[cell]
 
 
@@ -253,37 +316,110 @@ def _detach(state: Any) -> Any:
     return _from_parts([p.detach() for p in _parts(state)])
 
 
+def _fused_rnn(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Any]:
+    out = RNNRecurrence.apply(xw, weight_hh, state)  # bias_hh is None: the plain cell's is in xw
+    return out, out[-1]
+
+
+def _fused_lstm(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Any]:
+    if bias_hh is not None:  # the layers fold it into xw (`LSTMCell.input_bias`); a caller may not
+        xw = xw + bias_hh
+    out, c = LSTMRecurrence.apply(xw, weight_hh, *state)
+    return out, (out[-1], c)
+
+
+def _fused_gru(xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Any]:
+    if bias_hh is None:  # bias=False: the op adds zeros, which get no gradient
+        bias_hh = Tensor(np.zeros(weight_hh.shape[0], weight_hh.dtype))
+    out = GRURecurrence.apply(xw, weight_hh, bias_hh, state)
+    return out, out[-1]
+
+
+# The ops of `tinygrad_rnn.fused` that run a cell's whole recurrence as one node:
+# (xw = x @ weight_ih.T + the input's bias (T, B, gates*H), first state, weight_hh, bias_hh
+# or None, as `input_bias` splits the biases) -> (all h (T, B, H), last state). A cell
+# listed here is accepted with fused=True by RNN and CharRNN; `_recurrence` handles the
+# reversed direction around it.
+FUSED: dict[type[_Cell], Callable[[Tensor, Any, Tensor, Optional[Tensor]], tuple[Tensor, Any]]] = {
+    RNNCell: _fused_rnn,
+    LSTMCell: _fused_lstm,
+    GRUCell: _fused_gru,
+}
+
+
+def _check_fused(cell: type[_Cell], who: str) -> None:
+    if cell not in FUSED:  # by identity: the relu variant of RNNCell has no fused op
+        what = "nonlinearity='relu'" if cell is _ReLURNNCell else f"cell={_cell_name(cell)!r}"
+        raise ValueError(f"{who}: fused=True has no op for {what} (only tanh for cell='rnn')")
+
+
+def _cell_name(cell: type[_Cell]) -> str:
+    return next((name for name, c in CELLS.items() if issubclass(cell, c)), cell.__name__)
+
+
 def _recurrence(
-    cell: type[_Cell], xw: Tensor, state: Any, weight_hh: Tensor, bias_hh: Optional[Tensor], fused: bool
+    cell: type[_Cell],
+    xw: Tensor,
+    state: Any,
+    weight_hh: Tensor,
+    bias_hh: Optional[Tensor],
+    fused: bool,
+    reverse: bool = False,
 ) -> tuple[Tensor, Any]:
     """All hidden states (T, B, H) and the last state, from xw (T, B, gates*H) and the first state.
 
-    xw holds x @ weight_ih.T + bias_ih of every step; `fused` (the plain tanh cell only) runs
-    the whole loop as one op.
+    xw holds x @ weight_ih.T + the input's bias (`_Cell.input_bias`) of every step. The one
+    place that picks the fused op (`FUSED[cell]`, the whole loop as one node) or the
+    unrolled loop. reverse=True runs from the last step to the first (a bidirectional
+    layer's second direction); the outputs stay in time order and the last state is the
+    one after step 0.
     """
     if fused:
-        out = RNNRecurrence.apply(xw, weight_hh, state)
-        return out, out[-1]
-    xw, bias_hh = cell.input_share(xw, bias_hh)
+        if not reverse:
+            return FUSED[cell](xw, state, weight_hh, bias_hh)
+        out, state = FUSED[cell](xw[::-1], state, weight_hh, bias_hh)
+        return out[::-1], state
     w_t = weight_hh.T
     hs = []
-    for xw_t in xw.unbind(0):  # one node takes the steps apart; the plain cell adds two a step
+    steps = xw.unbind(0)  # one node takes the steps apart; the plain cell adds two a step
+    for xw_t in reversed(steps) if reverse else steps:
         state = cell.step(xw_t, state, w_t, bias_hh)
         hs.append(cell.output(state))
-    return stack(hs), state
+    return stack(hs[::-1] if reverse else hs), state
+
+
+def _check_dropout(p: float, who: str) -> float:
+    """p as a float in [0, 1] (PyTorch's rule), or a clear ValueError."""
+    ok = isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool)
+    if not ok or not 0 <= p <= 1:
+        raise ValueError(f"{who}: dropout must be a probability in [0, 1], got {p!r}")
+    return float(p)
 
 
 class RNN(Module):
-    """A stack of cells unrolled over time: x (T, B, I), h0 or None -> out (T, B, H), h_T.
+    """A stack of cells unrolled over time: x (T, B, I), h0 or None -> out (T, B, D*H), h_T.
 
-    cell: "rnn" (tanh), "lstm" or "gru"; num_layers: cells stacked, each layer's outputs the
-    next one's inputs. The state h0 / h_T is (B, H) for one layer and (num_layers, B, H)
-    for a stack (PyTorch's h_n); for the LSTM it is a pair (h, c) of those. Parameters keep
-    PyTorch's names per layer k: weight_ih_lk, weight_hh_lk, bias_ih_lk, bias_hh_lk; the
-    plain cell has one hidden bias bias_h_lk instead of the two (PyTorch's sum).
-    The input projection of all steps is one matmul per layer; only the recurrence loops.
-    fused=True runs each layer's recurrence as one op (cell "rnn" only; ValueError otherwise).
+    PyTorch's nn.RNN/LSTM/GRU options; D = 2 with bidirectional=True, else 1.
+    cell: "rnn", "lstm" or "gru"; nonlinearity: "tanh" or "relu" (cell "rnn" only).
+    num_layers: cells stacked, each layer's outputs the next one's inputs (D*H of them).
+    bias=False: no bias parameters. batch_first=True: x (B, T, I) and out (B, T, D*H);
+    the state keeps its layout. dropout=p: inverted dropout on the outputs of every layer
+    but the last, in training mode only (a `Dropout` module `drop`, its masks drawn from
+    the Generator that drew the weights; set `rnn.drop.rng` to hand another).
+    bidirectional=True: each layer also runs over reversed time with its own parameters
+    (suffix `_reverse`); out[t] = [forward h_t, reverse h_t] (PyTorch's layout).
+    The state h0 / h_T is (B, H) for one layer and one direction, else (num_layers*D, B, H)
+    ordered layer 0, layer 0 reverse, layer 1, ... (PyTorch's h_n); for the LSTM a pair
+    (h, c) of those. Parameters keep PyTorch's names per layer k: weight_ih_lk,
+    weight_hh_lk, bias_ih_lk, bias_hh_lk (and *_lk_reverse); the plain cell has one hidden
+    bias bias_h_lk instead of the two (PyTorch's sum).
+    The input projection of all steps is one matmul per layer and direction; only the
+    recurrence loops. fused=True runs each layer's recurrence in each direction as one op,
+    for every cell (nonlinearity="relu" has none: ValueError); every other option works
+    around it, and the parameters are the same.
     """
+
+    drop: Dropout  # with dropout > 0
 
     def __init__(
         self,
@@ -293,47 +429,90 @@ class RNN(Module):
         *,
         cell: str = "rnn",
         num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
-        self.cell_class = _cell_class(cell, "RNN")
+        self.cell_class = _cell_class(cell, "RNN", nonlinearity)
         _check_sizes("RNN", input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
-        if fused and self.cell_class is not RNNCell:
-            raise ValueError(f"RNN: fused=True is only for cell='rnn', not {cell!r}")
-        g = _generator(rng)
-        self.hidden_size, self.fused, self.cell, self.num_layers = hidden_size, fused, cell, num_layers
-        self.input_size = input_size
-        self.dtype = np.dtype(dtype)
-        for k in range(num_layers):
-            _add_params(
-                self, self.cell_class, input_size if k == 0 else hidden_size, hidden_size, f"_l{k}", g, dtype
+        if fused:
+            _check_fused(self.cell_class, "RNN")
+        self.dropout = _check_dropout(dropout, "RNN")
+        if self.dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "RNN: dropout acts on the outputs of every layer but the last, so dropout="
+                f"{dropout} with num_layers=1 does nothing (as in PyTorch)",
+                UserWarning,
+                stacklevel=2,
             )
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.fused, self.cell, self.nonlinearity, self.bias = fused, cell, nonlinearity, bool(bias)
+        self.batch_first, self.bidirectional = bool(batch_first), bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        self.dtype = np.dtype(dtype)
+        g = _generator(rng)
+        for i in range(num_layers * self.num_directions):  # PyTorch's order: l0, l0_reverse, l1, ...
+            n_in = input_size if i < self.num_directions else hidden_size * self.num_directions
+            _add_params(self, self.cell_class, n_in, hidden_size, self._suffix(i), g, dtype, self.bias)
+        if self.dropout > 0:
+            self.drop = Dropout(self.dropout, rng=g)
 
     def state_shape(self, batch: int) -> tuple[int, ...]:
-        """Shape of h (and c): (B, H) for one layer, (num_layers, B, H) for a stack."""
-        return _state_shape(self.num_layers, batch, self.hidden_size)
+        """Shape of h (and c): (B, H) for one layer and direction, else (num_layers*D, B, H)."""
+        return _state_shape(self.num_layers * self.num_directions, batch, self.hidden_size)
 
     def forward(self, x: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
-        dtype = self.dtype
-        x = _as_tensor(x, dtype)
-        if x.ndim != 3:
-            raise ValueError(f"RNN: input must be (T, B, input_size), got shape {x.shape}")
-        state = _state(self.cell_class, h0, self.state_shape(x.shape[1]), dtype, "RNN")
-        if self.num_layers == 1:
-            return self._layer(0, x, state)
-        last = []
-        for k in range(self.num_layers):  # layer k starts from h0[k] (and c0[k])
-            x, s = self._layer(k, x, _from_parts([p[k] for p in _parts(state)]))
-            last.append(_parts(s))
-        return x, _from_parts([stack(list(p)) for p in zip(*last)])
+        """x (T, B, I) (batch_first: (B, T, I)), h0 or None -> out (T, B, D*H) (or (B, T, D*H)), h_T."""
+        x = _as_tensor(x, self.dtype)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+            raise ValueError(
+                f"RNN: input must be {layout} with input_size {self.input_size}, got shape {x.shape}"
+            )
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        state = _state(self.cell_class, h0, self.state_shape(x.shape[1]), self.dtype, "RNN")
+        out, last = self._layers(x, state)
+        return (out.transpose(1, 0, 2) if self.batch_first else out), last
 
     def extra_repr(self) -> str:
+        defaults = {"num_layers": 1, "nonlinearity": "tanh", "bias": True, "batch_first": False}
+        defaults.update(dropout=0.0, bidirectional=False, fused=False)
         options = [f"cell={self.cell!r}"] if self.cell != "rnn" else []
-        options += [f"num_layers={self.num_layers}"] if self.num_layers > 1 else []
-        options += ["fused=True"] if self.fused else []
+        options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v]
         return ", ".join([str(self.input_size), str(self.hidden_size), *options])
 
-    def _layer(self, k: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, f"_l{k}")
-        return _recurrence(self.cell_class, _linear(x, w_ih, b_ih), state, w_hh, b_hh, self.fused)
+    def _suffix(self, i: int) -> str:
+        """Parameter suffix of layer i // D in direction i % D: _lk or _lk_reverse."""
+        k, reverse = divmod(i, self.num_directions)
+        return f"_l{k}" + ("_reverse" if reverse else "")
+
+    def _layers(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """x (T, B, I) through every layer and direction -> out (T, B, D*H), the last state."""
+        n, dirs = self.num_layers * self.num_directions, self.num_directions
+        if n == 1:
+            return self._run(0, x, state)
+        firsts = [_from_parts([p[i] for p in _parts(state)]) for i in range(n)]  # h0[i] (and c0[i])
+        lasts = []
+        for k in range(self.num_layers):
+            if k > 0 and self.dropout > 0:
+                x = self.drop(x)  # the identity in eval mode
+            outs = []
+            for i in range(k * dirs, (k + 1) * dirs):
+                out, last = self._run(i, x, firsts[i])
+                outs.append(out)
+                lasts.append(_parts(last))
+            x = outs[0] if dirs == 1 else concat(outs, axis=2)
+        return x, _from_parts([stack(list(p)) for p in zip(*lasts)])
+
+    def _run(self, i: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Layer i // D in direction i % D over x (T, B, in) -> its outputs (T, B, H), last state."""
+        w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, self._suffix(i))
+        reverse = i % self.num_directions == 1
+        b_in, b_hh = self.cell_class.input_bias(b_ih, b_hh)
+        return _recurrence(self.cell_class, _linear(x, w_ih, b_in), state, w_hh, b_hh, self.fused, reverse)

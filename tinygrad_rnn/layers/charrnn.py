@@ -12,14 +12,19 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tinygrad_rnn.creation import RNG
+from tinygrad_rnn.creation import generator as _generator
 from tinygrad_rnn.fused import CharRNNLoss
-from tinygrad_rnn.layers.basic import Embedding, Linear, _linear
+from tinygrad_rnn.init import uniform_
+from tinygrad_rnn.layers.basic import Dropout, Embedding, Linear, _linear
 from tinygrad_rnn.layers.cells import (
     CELLS,
     RNN,
     RNNCell,
     StateLike,
     _cell_class,
+    _check_dropout,
+    _check_fused,
     _detach,
     _from_parts,
     _parts,
@@ -27,7 +32,7 @@ from tinygrad_rnn.layers.cells import (
     _state,
     _state_shape,
 )
-from tinygrad_rnn.layers.module import RNG, DType, Module, Parameter, _check_sizes, _generator, _small_normal
+from tinygrad_rnn.layers.module import DType, Module, Parameter, _check_sizes, _small_normal
 from tinygrad_rnn.ops import class_ids, softmax_cross_entropy
 from tinygrad_rnn.tape import no_grad
 from tinygrad_rnn.tensor import ArrayLike, Tensor
@@ -61,7 +66,8 @@ class _StackBody:
     @staticmethod
     def add_params(m: CharRNN, g: np.random.Generator, dtype: DType) -> None:
         h = m.hidden_size
-        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dtype=dtype, rng=g)
+        between = m.dropout if m.num_layers > 1 else 0.0  # dropout between the stacked layers
+        m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dropout=between, dtype=dtype, rng=g)
 
     @staticmethod
     def hidden(m: CharRNN, x: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -79,13 +85,21 @@ class CharRNN(Module):
     nn.LSTM/GRU/RNN(H, H, num_layers) -> nn.Linear(H, V): embed.weight, rnn.<PyTorch's
     names> (rnn.weight_ih_l0, ...; see `RNN`), head.weight, head.bias. The state is then
     `RNN`'s: (B, H) or (num_layers, B, H), a pair (h, c) of them for the LSTM.
-    fused=True: the seed's model runs its whole loss as one op, a plain-rnn stack each
-    layer's recurrence; for "lstm" and "gru" it is a ValueError.
+    fused=True: the seed's model runs its whole loss as one op (with dropout > 0 only its
+    recurrence, the dropout and the head being ops of their own); a stack of any cell runs
+    each layer's recurrence as one op. The parameters are the same either way.
+    dropout=p: inverted dropout between the stacked layers (`RNN`'s) and on the top layer's
+    outputs before the output layer (a `Dropout` module `drop`), in training mode only;
+    masks come from the Generator that drew the weights (set each Dropout's `rng` to hand
+    another). dropout=0 adds nothing: the model computes exactly what it did without it.
+    init: "notebook" draws every weight from N(0, 0.01) (the seed's); "pytorch" redraws the
+    recurrent layers' weights and biases from U(-1/sqrt(H), 1/sqrt(H)) (nn.RNN/LSTM/GRU's).
     """
 
     weight_hh: Parameter  # the seed's body
     bias_h: Parameter
     rnn: RNN  # a stack's body
+    drop: Dropout  # with dropout > 0
 
     def __init__(
         self,
@@ -95,22 +109,33 @@ class CharRNN(Module):
         *,
         cell: str = "rnn",
         num_layers: int = 1,
+        dropout: float = 0.0,
+        init: str = "notebook",
         dtype: DType = np.float64,
         rng: RNG = None,
     ) -> None:
         super().__init__()
+        if init not in ("notebook", "pytorch"):
+            raise ValueError(f"CharRNN: init must be 'notebook' or 'pytorch', not {init!r}")
         cell_class = _cell_class(cell, "CharRNN")
         _check_sizes("CharRNN", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers)
-        if fused and cell_class is not RNNCell:
-            raise ValueError(f"CharRNN: fused=True is only for cell='rnn', not {cell!r}")
+        if fused:
+            _check_fused(cell_class, "CharRNN")
         g = _generator(rng)
         self.vocab_size, self.hidden_size, self.fused = vocab_size, hidden_size, fused
-        self.cell, self.num_layers = cell, num_layers
+        self.cell, self.num_layers, self.dropout = cell, num_layers, _check_dropout(dropout, "CharRNN")
         self._body = _SeedBody if cell == "rnn" and num_layers == 1 else _StackBody  # the one choice
-        self._loss_is_one_op = fused and self._body.has_seed_arrays
+        self._loss_is_one_op = fused and self._body.has_seed_arrays and self.dropout == 0
         self.embed = Embedding(vocab_size, hidden_size, dtype=dtype, rng=g)
         self._body.add_params(self, g, dtype)
+        if init == "pytorch":
+            bound = 1 / np.sqrt(hidden_size)
+            for name, p in self.named_parameters():
+                if not name.startswith("embed."):  # the recurrent layers' (registered so far)
+                    uniform_(p, -bound, bound, rng=g)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, rng=g)
+        if self.dropout > 0:
+            self.drop = Dropout(self.dropout, rng=g)
 
     # --- the state -------------------------------------------------------------------------
     def state_shape(self, batch: int) -> tuple[int, ...]:
@@ -152,7 +177,13 @@ class CharRNN(Module):
     def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
         hs, h = self.hidden_states(inputs, h0)
-        return _linear(hs, self.head.weight, self.head.bias), h
+        return self._logits(hs), h
+
+    def _logits(self, hs: Tensor) -> Tensor:
+        """hidden states (..., H) -> logits (..., V), through the dropout (training mode) if any."""
+        if self.dropout > 0:
+            hs = self.drop(hs)
+        return _linear(hs, self.head.weight, self.head.bias)
 
     def loss(
         self, inputs: ArrayLike, targets: ArrayLike, h0: Optional[StateLike] = None
@@ -166,7 +197,7 @@ class CharRNN(Module):
         if self._loss_is_one_op:
             return self._fused_loss(ids, tgt, h0_t)
         hs, h = self._body.hidden(self, self.embed.weight[ids], h0_t)
-        logits = _linear(hs.reshape(-1, self.hidden_size), self.head.weight, self.head.bias)
+        logits = self._logits(hs.reshape(-1, self.hidden_size))
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         batch = ids.shape[1]
         return (loss if batch == 1 else loss / batch), _detach(h)
@@ -184,10 +215,9 @@ class CharRNN(Module):
     def _fused_loss(self, ids: np.ndarray, tgt: np.ndarray, h0: Tensor) -> tuple[Tensor, Tensor]:
         """The seed's model's whole loss as one op: (loss, the last hidden state (B, H))."""
         assert self.head.bias is not None  # built with a bias
-        h_out = np.empty(h0.shape, h0.dtype)
         params = (self.embed.weight, self.weight_hh, self.bias_h, self.head.weight, self.head.bias)
-        loss = CharRNNLoss.apply(*params, h0, inputs=ids, targets=tgt, h_out=h_out)
-        return loss, Tensor(h_out)
+        loss, h = CharRNNLoss.apply(*params, h0, inputs=ids, targets=tgt)
+        return loss, h.detach()
 
     @no_grad()
     def sample(
@@ -197,12 +227,31 @@ class CharRNN(Module):
         temperature: float = 1.0,
         rng: RNG = None,
         h0: Optional[StateLike] = None,
+        top_k: Optional[int] = None,
     ) -> list[int]:
         """Feed prime_ids (at least one) from h0 (a batch-1 state) or zeros, then draw n ids, each fed back.
 
-        temperature scales the logits (0: always the most likely id); rng is a Generator
-        or an int seed.
+        temperature scales the logits (0: always the most likely id); top_k: draw among the
+        k most likely ids only (None: all); rng is a Generator or an int seed. Runs in eval
+        mode (no dropout, no draw from its Generator), then puts every module's mode back.
         """
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            return self._sample(prime_ids, n, temperature, rng, h0, top_k)
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def _sample(
+        self,
+        prime_ids: ArrayLike,
+        n: int,
+        temperature: float,
+        rng: RNG,
+        h0: Optional[StateLike],
+        top_k: Optional[int] = None,
+    ) -> list[int]:
         g = _generator(rng)
         ids = class_ids(prime_ids, self.vocab_size, "prime_ids").reshape(-1, 1)
         if ids.size == 0:
@@ -211,6 +260,8 @@ class CharRNN(Module):
             raise ValueError(f"CharRNN.sample: temperature must be finite and >= 0, got {temperature}")
         if n < 0:
             raise ValueError(f"CharRNN.sample: n must be >= 0, got {n}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"CharRNN.sample: top_k must be an integer >= 1 or None, got {top_k!r}")
         logits, h = self.forward(ids, h0)
         out: list[int] = []
         for i in range(n):
@@ -219,6 +270,8 @@ class CharRNN(Module):
                 nxt = int(np.argmax(z))
             else:
                 z = z / temperature
+                if top_k is not None and top_k < len(z):  # ties at the k-th value stay in
+                    z = np.where(z < np.partition(z, -top_k)[-top_k], -np.inf, z)
                 p = np.exp(z - z.max())
                 nxt = int(g.choice(self.vocab_size, p=p / p.sum()))
             out.append(nxt)

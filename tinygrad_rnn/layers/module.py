@@ -21,13 +21,7 @@ from typing_extensions import Self
 
 from tinygrad_rnn.tensor import ArrayLike, Tensor
 
-RNG = Union[np.random.Generator, int, None]
 DType = Any  # np.float64 or np.float32
-
-
-def _generator(rng: RNG) -> np.random.Generator:
-    """The Generator itself, or a new one seeded with the int (fresh entropy for None)."""
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def _check_sizes(who: str, **sizes: int) -> None:

@@ -156,6 +156,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
+                if isinstance(g, np.generic):  # a numpy scalar for a 0-d parameter
+                    g = np.asarray(g)
                 if g is not None:
                     if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype.kind != "f":
                         what = f"{g.dtype}{g.shape}" if isinstance(g, np.ndarray) else type(g).__name__

@@ -1,0 +1,165 @@
+"""Gradient forms, and how the contributions to one gradient combine into an array.
+
+The plain path: a backward returns one dense array per input, of the input's shape (or a
+shape that broadcasts to it; `fit` reduces it with `unbroadcast`, the one place that does)
+and dtype. An array used by several ops gets one contribution from each; the sweep
+collects them per key (a node's output, or a leaf tensor) with `add`, and `combine` turns
+what was collected into one array when that gradient is needed.
+
+Optional, for speed: a backward may hand a gradient over in a cheaper form instead.
+
+- `IndexedGrad(index, values)`: zero except `values` at `index`, what `x[index]` gets.
+  All of a key's IndexedGrads are scatter-added into one buffer, so taking a sequence
+  apart step by step costs the size of a step per step, not of the whole sequence.
+- `ProductGrad(left, right)`: the 2-D matrix product `left @ right` kept as its factors,
+  what a matmul's weight gets (`a.T @ grad`). A weight used at every step of a recurrence
+  gets T of them, multiplied out at once: concat(lefts, axis=1) @ concat(rights, axis=0),
+  one (k, T*n) @ (T*n, m) matmul instead of T small ones and T additions.
+
+How contributions are kept, cheaply (the sweep runs thousands of times in training): a
+key's first contribution is stored as it is, so the common case (one dense array) costs a
+dict store and no call. A second dense array is added to the first at once, into a new
+array (so no list, and nothing to combine later, for an RNN's hidden state, which gets
+one gradient from the output layer and one from the next step). Only the other forms start
+a `Contributions` list, combined once. No gradient array is ever added into in place: a
+backward may return a view of its upstream gradient, or one array for two inputs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tinygrad_rnn.tape import Node
+
+
+class IndexedGrad:
+    """A gradient that is zero except at `index`, where it is `values`: what `x[index]` gets."""
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, index: Any, values: np.ndarray) -> None:
+        self.index, self.values = index, values
+
+
+class ProductGrad:
+    """A gradient that is the matrix product `left` (k, n) @ `right` (n, m), kept as its factors."""
+
+    __slots__ = ("left", "right")
+
+    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
+        self.left, self.right = left, right
+
+
+Grad = Union[np.ndarray, IndexedGrad, ProductGrad]
+
+
+class Contributions(list):
+    """Two or more contributions to one key's gradient, in the order they arrived."""
+
+    __slots__ = ()
+
+
+def add(collected: Any, grad: Grad) -> Any:
+    """A key's contributions after one more, `grad`: what the sweep keeps until `combine`.
+
+    Two dense arrays become their sum at once, in a new array; anything else joins a
+    `Contributions` list.
+    """
+    if collected.__class__ is np.ndarray and grad.__class__ is np.ndarray:
+        out = np.add(collected, grad)
+        return out if out.__class__ is np.ndarray else np.asarray(out)  # a 0-d sum is a scalar
+    if collected.__class__ is Contributions:
+        collected.append(grad)
+        return collected
+    return Contributions((collected, grad))
+
+
+def combine(collected: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """One key's gradient, an array of `shape` and `dtype`, from what was collected for it.
+
+    `collected` is what `add` kept: one gradient or a `Contributions` list, each already of
+    that shape and dtype (see `fit`). A single dense array comes back as it is (the plain
+    path); anything else gives a new array: products multiplied out in one matmul, dense
+    arrays added, IndexedGrads scattered in.
+    """
+    if collected.__class__ is np.ndarray:
+        return collected
+    parts = collected if collected.__class__ is Contributions else (collected,)
+    products = [g for g in parts if g.__class__ is ProductGrad]
+    out = _multiply_out(products) if products else np.zeros(shape, dtype)
+    for g in parts:
+        if g.__class__ is np.ndarray:
+            out += g
+        elif g.__class__ is IndexedGrad:
+            _scatter_add(out, g)
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _multiply_out(products: list[ProductGrad]) -> np.ndarray:
+    """The sum of the products as a new array: left_1 @ right_1 + ... in one matmul."""
+    if len(products) == 1:
+        return np.dot(products[0].left, products[0].right)
+    lefts = np.concatenate([p.left for p in products], axis=1)
+    return np.dot(lefts, np.concatenate([p.right for p in products], axis=0))
+
+
+def is_basic_index(index: Any) -> bool:
+    """True for ints, slices, None and Ellipsis: each element is picked at most once."""
+    for part in index if isinstance(index, tuple) else (index,):
+        if not (isinstance(part, (int, np.integer, slice)) or part is None or part is Ellipsis):
+            return False
+    return True
+
+
+def _scatter_add(out: np.ndarray, g: IndexedGrad) -> None:
+    """out[g.index] += g.values, every occurrence of a repeated index included."""
+    if is_basic_index(g.index):
+        out[g.index] += g.values
+    else:
+        np.add.at(out, g.index, g.values)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`.
+
+    This is the only place where broadcasting's gradients are reduced: ops return gradients
+    in the broadcast shape and `fit` calls this for every input that needs it.
+    """
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int) -> Grad:
+    """Check what `node`'s backward returned for its input i, of `shape` and `dtype`.
+
+    A dense gradient comes back reduced to that shape (see `unbroadcast`) and cast to that
+    dtype; an IndexedGrad as it is; a ProductGrad after checking that its product fits.
+    """
+    if grad.__class__ is IndexedGrad:
+        return grad
+    if grad.__class__ is ProductGrad:
+        product_shape = (grad.left.shape[0], grad.right.shape[-1])
+        if product_shape != shape:
+            raise RuntimeError(
+                f"{node.name}: backward returned products of shape {product_shape} "
+                f"for input {i} of shape {shape}"
+            )
+        return grad
+    grad = np.asarray(grad)
+    if grad.shape != shape:
+        if grad.ndim >= len(shape):
+            grad = np.asarray(unbroadcast(grad, shape))  # asarray: a 0-d sum is a scalar
+        if grad.shape != shape:
+            raise RuntimeError(
+                f"{node.name}: backward returned a gradient of shape {grad.shape} "
+                f"for input {i} of shape {shape}"
+            )
+    return grad if grad.dtype == dtype else grad.astype(dtype)
