@@ -1,11 +1,11 @@
-"""Benchmark the char-RNN training step: the seed's loop, autograd, fused and PyTorch, side by side.
+"""Benchmark the char-RNN training step: the seed's loop, autograd, fused, PyTorch, JAX, HIPS autograd.
 
     python benchmarks/bench_rnn.py            # the full run; see benchmarks/README.md
     python benchmarks/bench_rnn.py --quick    # tiny settings, seconds
     python benchmarks/bench_rnn.py --help
 
-The harness is `harness.py` (timing and tables) and `contenders.py` (the training steps)
-next to this file; `tinygrad-rnn bench` runs the same from a source checkout.
+The harness is `harness.py` (timing and tables), `contenders.py` (the training steps) and
+`peers.py` (JAX, HIPS autograd) next to this file; `tinygrad-rnn bench` runs the same from a source checkout.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@
   torch lstm, torch gru
               nn.Embedding + nn.LSTM | nn.GRU + nn.Linear with the same weights (one to one)
 
+JAX and HIPS autograd are in `peers.py`.
+
 Each contender has a `name`, `chars` (characters trained per step) and `step()` (one
 training step; returns the chunk's loss). `harness` times them.
 """

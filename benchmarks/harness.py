@@ -4,9 +4,11 @@
     python benchmarks/bench_rnn.py --quick    # tiny settings: checks that everything runs
 
 The contenders (the seed's loop, autograd, fused, PyTorch; LSTM and GRU rows) are in
-`contenders.py`; this file times them and prints the tables.
+`contenders.py`, the optional peers JAX and HIPS autograd in `peers.py`; this file times
+them and prints the tables.
 
-In the main tables, "time vs torch" compares each LSTM/GRU row with its PyTorch twin.
+In the main tables, "time vs torch" and "time vs jax" compare each LSTM/GRU row with its
+own cell's PyTorch and JAX rows.
 
 Timing interleaves the contenders round-robin (the starting contender rotates every round)
 and reports medians over rounds. Peak memory is what tracemalloc sees during one step
@@ -48,14 +50,22 @@ from contenders import (
     numpy_threads,
     torch_twin,
 )
+from peers import CELL_PEER_NAMES, PEER_NAMES, import_autograd, import_jax, make_cell_peers, make_peers
 
 from tinygrad_rnn.cli import _nonnegative_int, _positive_int  # the command line's own number checks
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
 
 def interleaved(
-    contenders: Sequence[Contender], steps: int, rounds: int, warmup: int
+    contenders: Sequence[Contender], steps: int, rounds: int, warmup: int, clock: str = "wall"
 ) -> dict[str, list[float]]:
-    """Seconds per step of each contender in every round; the contenders take turns."""
+    """Seconds per step of each contender in every round; the contenders take turns.
+
+    clock "wall" times elapsed seconds; "cpu" the CPU seconds of this process (all its
+    threads), which time spent waiting for a core that other tenants hold does not inflate.
+    """
+    now = CLOCKS[clock]
     for c in contenders:
         for _ in range(warmup):
             c.step()
@@ -65,10 +75,10 @@ def interleaved(
     gc.freeze()  # the garbage collector stays on, but no longer walks torch's many objects
     for r in range(rounds):
         for c in [*contenders[r % n :], *contenders[: r % n]]:
-            t0 = time.perf_counter()
+            t0 = now()
             for _ in range(steps):
                 c.step()
-            times[c.name].append((time.perf_counter() - t0) / steps)
+            times[c.name].append((now() - t0) / steps)
     return times
 
 
@@ -84,16 +94,17 @@ def peak_bytes(step: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-def matmul_gflops(dtype: Any, n: int = 1024, repeat: int = 5) -> float:
+def matmul_gflops(dtype: Any, n: int = 1024, repeat: int = 5, clock: str = "wall") -> float:
     """GFLOP/s of an (n, n) @ (n, n) numpy matmul: the machine's practical peak for `dtype`."""
+    now = CLOCKS[clock]
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
     out = a @ b
     best = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = now()
         np.matmul(a, b, out=out)
-        best.append(time.perf_counter() - t0)
+        best.append(now() - t0)
     return 2.0 * n**3 / statistics.median(best) / 1e9
 
 
@@ -129,18 +140,35 @@ def _mib(n: Optional[int]) -> str:
     return "n/a" if n is None else f"{n / 2**20:.3f}"
 
 
+def all_contenders(cfg: Config, args: argparse.Namespace, cells: bool = True) -> list[Contender]:
+    """Every contender of `cfg` (the LSTM and GRU rows too if `cells`), each cell's rows together."""
+    use_torch, peers = not args.no_torch, not args.no_peers
+    out = make_contenders(cfg, use_torch, args.seed) + (make_peers(cfg, args.seed) if peers else [])
+    if cells:
+        rows = make_cell_contenders(cfg, use_torch, args.seed)
+        for cell in ("lstm", "gru"):
+            out += [c for c in rows if cell_of(c.name) == cell]
+            out += make_cell_peers(cfg, cell, args.seed) if peers else []
+    return out
+
+
+def jax_twin(name: str) -> str:
+    """The JAX row a contender's time is compared with: its own cell's."""
+    cell = cell_of(name)
+    return "jax" if cell == "rnn" else f"jax {cell}"
+
+
 def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
     """Time the contenders on `cfg` and print ms/step, chars/s, peak memory, ratios, GFLOP/s."""
-    use_torch = not args.no_torch
-    contenders = make_contenders(cfg, use_torch, args.seed) + make_cell_contenders(cfg, use_torch, args.seed)
+    contenders = all_contenders(cfg, args)
     losses = first_losses(contenders)
-    times = interleaved(contenders, args.steps, args.rounds, args.warmup)
-    peak = matmul_gflops(cfg.dtype, n=args.matmul_n)
+    times = interleaved(contenders, args.steps, args.rounds, args.warmup, args.clock)
+    peak = matmul_gflops(cfg.dtype, n=args.matmul_n, clock=args.clock)
     med = {name: statistics.median(t) for name, t in times.items()}
     chars = {c.name: c.chars for c in contenders}
     rows = []
     for c in contenders:
-        mem = None if c.name.startswith("torch") else peak_bytes(c.step)
+        mem = None if c.name.startswith(("torch", "jax")) else peak_bytes(c.step)
         ts = times[c.name]
         cell = cell_of(c.name)
         flops = cfg.flops if cell == "rnn" else cfg.cell_flops(cell)
@@ -155,6 +183,7 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
                 _mib(mem),
                 _ratio(paired_ratio(times, chars, c.name, "seed loop")),
                 _ratio(paired_ratio(times, chars, c.name, torch_twin(c.name))),
+                _ratio(paired_ratio(times, chars, c.name, jax_twin(c.name))),
                 f"{gflops:.2f} ({100 * gflops / peak:.1f}%)",
             ]
         )
@@ -167,21 +196,21 @@ def main_table(cfg: Config, args: argparse.Namespace, out: Any) -> None:
         "peak MiB",
         "time vs seed",
         "time vs torch",
+        "time vs jax",
         "GFLOP/s (% of matmul)",
     ]
     print(f"\n## {cfg.name} config ({cfg.describe()})\n", file=out)
     print(_table(header, rows), file=out)
-    families = {"rnn": [k for k in CONTENDER_NAMES if k != "seed loop" or cfg.batch == 1]}
-    families.update(
-        {cell: [f"{cell} autograd", f"{cell} fused", f"torch {cell}"] for cell in ("lstm", "gru")}
-    )
+    families = {"rnn": [k for k in CONTENDER_NAMES + PEER_NAMES if k != "seed loop" or cfg.batch == 1]}
+    cell_names = CELL_CONTENDER_NAMES + CELL_PEER_NAMES
+    families.update({cell: [k for k in cell_names if cell in k] for cell in ("lstm", "gru")})
     spread = 0.0
     for names in families.values():
         same = [losses[k] for k in names if k in losses]
         spread = max(spread, (max(same) - min(same)) / max(abs(min(same)), 1e-30))
     print(
-        f"\nmedian of {args.rounds} rounds x {args.steps} steps; 'time vs' = time per character "
-        "relative to that row's in the same round, median over rounds (< 1 is faster); numpy "
+        f"\n{args.clock} clock, median of {args.rounds} rounds x {args.steps} steps; 'time vs' = time "
+        "per character relative to that row's in the same round, median over rounds (< 1 is faster); numpy "
         f"{np.dtype(cfg.dtype).name} matmul "
         f"{args.matmul_n}^2: {peak:.1f} GFLOP/s; first-step losses agree to {spread:.1e} (relative; "
         "within each cell's rows)",
@@ -194,9 +223,9 @@ def scaling_table(base: Config, axis: str, values: Sequence[int], args: argparse
     rows, names = [], None
     for v in values:
         cfg = replace(base, seq_len=v) if axis == "seq_len" else replace(base, hidden=v)
-        contenders = make_contenders(cfg, use_torch=not args.no_torch, seed=args.seed)
+        contenders = all_contenders(cfg, args, cells=False)
         names = [c.name for c in contenders]
-        times = interleaved(contenders, args.scaling_steps, args.rounds, args.warmup)
+        times = interleaved(contenders, args.scaling_steps, args.rounds, args.warmup, args.clock)
         rows.append([str(v)] + [f"{statistics.median(times[n]) * 1e3:.3f}" for n in names])
     label = {"seq_len": "T", "hidden": "H"}[axis]
     print(f"\n## ms/step as {label} grows ({base.describe().replace(f'{label}=', f'{label}*=')})\n", file=out)
@@ -264,11 +293,10 @@ def memory_checks(args: argparse.Namespace, out: Any) -> None:
 
 def profile(name: str, cfg: Config, args: argparse.Namespace, out: Any, top: int = 25) -> None:
     """cProfile `args.steps` steps of one contender and print the top functions by own time."""
-    use_torch = name.startswith("torch")
-    contenders = make_contenders(cfg, use_torch, args.seed) + make_cell_contenders(cfg, use_torch, args.seed)
-    c = next((c for c in contenders if c.name == name), None)
+    args.no_torch, args.no_peers = not name.startswith("torch"), name not in PEER_NAMES + CELL_PEER_NAMES
+    c = next((c for c in all_contenders(cfg, args) if c.name == name), None)
     if c is None:
-        raise SystemExit(f"bench: no contender {name!r} (is torch installed?)")
+        raise SystemExit(f"bench: no contender {name!r} (is its package installed?)")
     for _ in range(args.warmup):
         c.step()
     prof = cProfile.Profile()
@@ -287,14 +315,29 @@ def profile(name: str, cfg: Config, args: argparse.Namespace, out: Any, top: int
     print(buf.getvalue(), file=out)
 
 
-def machine(out: Any, use_torch: bool) -> None:
+def _version(package: str) -> str:
+    """An installed distribution's version (HIPS autograd has no __version__)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "installed"
+
+
+def machine(out: Any, use_torch: bool, use_peers: bool) -> None:
     """What the numbers were measured on."""
     import platform
 
     torch = import_torch() if use_torch else None
+    jax = import_jax() if use_peers else None
+    autograd = import_autograd() if use_peers else None
 
     versions = f"python {platform.python_version()}, numpy {np.__version__}"
     versions += f", torch {torch.__version__ if torch else 'not used'}"
+    versions += f", jax {jax.__version__ if jax else 'not used'}"
+    hips = _version("autograd") if autograd else "not used"
+    versions += f", HIPS autograd {hips}"
     print("# tinygrad_rnn benchmark\n", file=out)
     print(f"- {versions}", file=out)
     print(f"- {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}", file=out)
@@ -303,6 +346,8 @@ def machine(out: Any, use_torch: bool) -> None:
     threads = f"numpy's BLAS may use {numpy_threads()}"
     if torch is not None:
         threads = f"torch.set_num_threads({torch.get_num_threads()}); {threads}"
+    if jax is not None:
+        threads += f"; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     print(f"- threads: {threads} (set OPENBLAS_NUM_THREADS or --threads to change)", file=out)
 
 
@@ -336,6 +381,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=_nonnegative_int, help="untimed steps per contender first (default 5)")
     p.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time (default); cpu: this process's CPU time, steadier on a busy machine",
+    )
+    p.add_argument(
         "--seq-lens", type=_csv_ints, help="T values of the scaling table (default 25,50,100,200,400)"
     )
     p.add_argument(
@@ -351,6 +402,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the memory checks")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument(
+        "--no-peers", action="store_true", help="leave JAX and HIPS autograd out even when installed"
+    )
+    p.add_argument(
         "--threads",
         type=_positive_int,
         help="torch.set_num_threads (default: the threads numpy's BLAS may use)",
@@ -358,7 +412,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matmul-n", type=_positive_int, help="size of the reference numpy matmul (default 1024)")
     p.add_argument(
         "--profile",
-        choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES,
+        choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES + PEER_NAMES + CELL_PEER_NAMES,
         help="cProfile one contender on the first config instead",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
@@ -388,7 +442,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     torch = None if args.no_torch else import_torch()
     if torch is not None:
         torch.set_num_threads(args.threads or numpy_threads())
-    machine(out, torch is not None)
+    machine(out, torch is not None, not args.no_peers)
     if args.profile:
         profile(args.profile, CONFIGS[args.configs[0]], args, out)
         return 0

@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # the harness lives outside the package
 import contenders  # noqa: E402
 import harness  # noqa: E402
+import peers  # noqa: E402
 
 
 def _has_torch() -> bool:
@@ -54,15 +55,23 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     buf = io.StringIO()
     assert harness.run(_args("--quick", "--threads", "1"), out=buf) == 0
     sections = _sections(buf.getvalue())
+    has_jax, has_hips = peers.import_jax() is not None, peers.import_autograd() is not None
     names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
-    for cell in ("lstm", "gru"):  # each cell's row next to PyTorch's
+    names += (["jax"] if has_jax else []) + (["hips autograd"] if has_hips else [])
+    rnn_names = names.copy()
+    for cell in ("lstm", "gru"):  # each cell's rows next to PyTorch's and JAX's
         names += [f"{cell} autograd", f"{cell} fused"] + ([f"torch {cell}"] if _has_torch() else [])
+        names += [f"jax {cell}"] if has_jax else []
     mains = [h for h in sections if h.startswith(("seed config", "scale"))]
     assert len(mains) == 2
     for heading in mains:
         assert sections[heading] == names, heading
     scaling = [h for h in sections if h.startswith("ms/step as")]
-    assert len(scaling) == 2 and all(sections[h] for h in scaling)
+    assert len(scaling) == 2
+    for heading in scaling:
+        header = next(line for line in buf.getvalue().split(f"## {heading}")[1].splitlines() if "|" in line)
+        assert [c.strip() for c in header.split("|")[2:-1]] == rnn_names, heading
+        assert sections[heading], heading
     memory = [h for h in sections if h.startswith(("peak memory", "live memory"))]
     assert [sections[h] for h in memory] == [
         ["seed loop", "autograd", "fused", "lstm fused"],
@@ -107,7 +116,7 @@ def test_seed_loop_is_the_seeds_step() -> None:
 
 def test_runner_script_runs() -> None:
     script = os.path.join(ROOT, "benchmarks", "bench_rnn.py")
-    argv = ["--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    argv = ["--quick", "--no-torch", "--no-peers", "--no-scaling", "--no-memory", "--configs", "seed"]
     done = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert _sections(done.stdout)["seed config (B=1, H=64, V=22, T=25, float64)"] == [
@@ -130,7 +139,16 @@ def test_bad_option_is_a_usage_error() -> None:
 def test_cli_bench_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     from tinygrad_rnn import cli
 
-    argv = ["bench", "--quick", "--no-torch", "--no-scaling", "--no-memory", "--configs", "seed"]
+    argv = [
+        "bench",
+        "--quick",
+        "--no-torch",
+        "--no-peers",
+        "--no-scaling",
+        "--no-memory",
+        "--configs",
+        "seed",
+    ]
     assert cli.main(argv) == 0
     assert "| fused" in capsys.readouterr().out
 
@@ -172,3 +190,10 @@ def test_ratios_pair_the_rounds_so_a_slow_round_cancels_out() -> None:
     assert harness.paired_ratio(times, chars, "b", "a") == 0.5
     assert harness.paired_ratio(times, chars, "c", "a") == pytest.approx(1.0)  # per character: 0.2 / 0.2
     assert harness.paired_ratio(times, chars, "a", "torch") is None
+
+
+def test_cpu_clock_option_runs_and_says_so() -> None:
+    buf = io.StringIO()
+    argv = ["--quick", "--no-torch", "--no-peers", "--no-scaling", "--no-memory", "--configs", "seed"]
+    assert harness.run(_args(*argv, "--clock", "cpu"), out=buf) == 0
+    assert "cpu clock, median of 2 rounds" in buf.getvalue()

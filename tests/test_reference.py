@@ -108,10 +108,39 @@ def test_fused_ops_pass_gradcheck_and_are_one_node() -> None:
     assert gradcheck(RNNRecurrence.apply, [xh, w, h0])
 
 
-def test_scatter_add_rows_sums_repeated_ids_like_add_at() -> None:
+@pytest.mark.parametrize("num", [7, 300])  # a one-hot matmul, then sort + reduceat
+def test_scatter_add_rows_sums_repeated_ids_like_add_at(num: int) -> None:
     rng = np.random.default_rng(4)
-    ids, rows = rng.integers(0, 6, 40), rng.standard_normal((40, 3))
-    want = np.zeros((7, 3))
+    ids, rows = rng.integers(0, num - 1, 40), rng.standard_normal((40, 3))
+    want = np.zeros((num, 3))
     np.add.at(want, ids, rows)
-    np.testing.assert_allclose(scatter_add_rows(ids, rows, 7), want, rtol=1e-12, atol=1e-15)
-    assert not scatter_add_rows(ids[:0], rows[:0], 7).any()
+    np.testing.assert_allclose(scatter_add_rows(ids, rows, num), want, rtol=1e-12, atol=1e-15)
+    assert not scatter_add_rows(ids[:0], rows[:0], num).any()
+    assert scatter_add_rows(ids, rows.astype(np.float32), num).dtype == np.float32
+
+
+def test_batched_charrnn_bptt_is_the_seeds_to_1e12() -> None:
+    """The fast batched forward + backward, stream by stream, against the seed's lines."""
+    from tinygrad_rnn.reference import charrnn_backward, charrnn_forward
+
+    rng = np.random.default_rng(11)
+    p = seed_params(rng)
+    batch = 3
+    ids, tgt = rng.integers(0, V, (T, batch)), rng.integers(0, V, (T, batch))
+    h0 = rng.standard_normal((batch, H)) * 0.5
+    weights = (p["Wxh"].T, p["Whh"], p["bh"][:, 0], p["Why"], p["by"][:, 0])
+    loss, hs, probs = charrnn_forward(*weights, h0, ids, tgt)
+    grads = charrnn_backward(p["Whh"], p["Why"], ids, tgt, hs, probs)
+    runs = [bptt(p, list(ids[:, b]), list(tgt[:, b]), h0[b][:, None]) for b in range(batch)]
+    want = {k: sum(r[1][k] for r in runs) / batch for k in ("Wxh", "Whh", "bh", "Why", "by")}
+    got = {
+        "Wxh": grads[0].T,
+        "Whh": grads[1],
+        "bh": grads[2][:, None],
+        "Why": grads[3],
+        "by": grads[4][:, None],
+    }
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-13, err_msg=k)
+    np.testing.assert_allclose(loss, np.mean([r[0] for r in runs]), rtol=1e-12)
+    np.testing.assert_allclose(hs[-1], np.hstack([r[2] for r in runs]).T, rtol=1e-12, atol=1e-14)
