@@ -296,6 +296,22 @@ def test_var_std(
     )
 
 
+@given(shape=nonempty, seed=seeds, data=st.data(), keepdims=st.booleans())
+def test_std_gradient_is_zero_where_there_is_no_spread(
+    shape: tuple[int, ...], seed: int, data: Any, keepdims: bool
+) -> None:
+    axis = _axis(data.draw, len(shape))
+    x = values(np.random.default_rng(seed), shape)
+    x[..., 0] = 1.5  # the slices along the last axis start constant: std 0 there when reduced
+    assume(np.any(np.std(x, axis=axis) == 0))
+    ours = lambda t: t.std(axis=axis, correction=0, keepdims=keepdims)  # noqa: E731
+    check(ours, lambda t: torch.std(t, dim=_dims(axis, t.ndim), correction=0, keepdim=keepdims), x)
+    t = Tensor(np.ones((3, 2)), requires_grad=True)
+    with np.errstate(all="raise"):  # no divide warning either
+        tg.std(t, axis=0).sum().backward()
+    np.testing.assert_array_equal(t.grad, np.zeros((3, 2)))  # torch's value (not nan)
+
+
 def test_var_with_too_few_elements_is_nan_or_inf_as_torch() -> None:
     assert np.isnan(tg.var(np.array([1.0])).item())
     assert np.isinf(tg.var(np.array([1.0, 2.0]), correction=3).item())

@@ -1,4 +1,4 @@
-"""Ops along axes: max/min, logsumexp, var, cumsum, flip, expand, repeat; argmax/argmin;
+"""Ops along axes: max/min, logsumexp, var, std, cumsum, flip, expand, repeat; argmax/argmin;
 and the shapes behind unsqueeze, squeeze and flatten (which are reshapes).
 
 The same table of derivatives as `ops`. A reduction's backward puts the reduced axes back
@@ -125,6 +125,27 @@ class Var(Function):
         (d,) = ctx.saved_tensors
         with np.errstate(divide="ignore", invalid="ignore"):
             return _unreduce(ctx, grad) * (2 * d / ctx.denom)  # d var / dx_i = 2 (x_i - mean) / denom
+
+
+class Std(Var):
+    """sqrt(var(x)) along `axis` (see `Var`). Where std is 0 (no spread) the gradient is 0,
+    as PyTorch, not the nan of sqrt's derivative there."""
+
+    name = "std"
+
+    @staticmethod
+    def forward(
+        ctx: Context, x: np.ndarray, axis: Axis = None, correction: float = 1, keepdims: bool = False
+    ) -> np.ndarray:
+        ctx.std = np.sqrt(Var.forward(ctx, x, axis, correction, keepdims))
+        return ctx.std
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        std = ctx.std
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_var = np.where(std == 0, 0, grad / (2 * std))  # d std = d var / (2 std)
+        return Var.backward(ctx, grad_var.astype(std.dtype, copy=False))
 
 
 # --- scans and shape -------------------------------------------------------------------

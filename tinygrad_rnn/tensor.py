@@ -448,7 +448,8 @@ class Tensor:
     def std(
         self, axis: Union[int, tuple[int, ...], None] = None, correction: float = 1, keepdims: bool = False
     ) -> Tensor:
-        return self.var(axis, correction, keepdims).sqrt()
+        """sqrt(var); its gradient is 0 where the spread is 0, as PyTorch."""
+        return ops_axes.Std.apply(self, axis=axis, correction=correction, keepdims=keepdims)
 
     def cumsum(self, axis: int) -> Tensor:
         return ops_axes.Cumsum.apply(self, axis=axis)
