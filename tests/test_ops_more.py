@@ -395,6 +395,17 @@ def test_comparisons_are_bool_tensors_without_grad(name: str, shapes: Any, seed:
     np.testing.assert_array_equal(op(0.0, y).data, ref(0.0, b))
 
 
+@pytest.mark.parametrize(
+    "name, torch_name", [("<", "lt"), ("<=", "le"), (">", "gt"), (">=", "ge"), ("==", "eq"), ("!=", "ne")]
+)
+def test_a_comparison_that_does_not_broadcast_names_the_op_and_shapes(name: str, torch_name: str) -> None:
+    op, _ = COMPARISONS[name]
+    a = Tensor(np.ones((2, 3)))
+    for b in (Tensor(np.ones(4)), np.ones(4)):
+        with pytest.raises(ValueError, match=rf"^{torch_name}: shapes \(2, 3\) and \(4,\) do not broadcast$"):
+            op(a, b)
+
+
 def test_tensors_stay_hashable_by_identity_with_elementwise_eq() -> None:
     a, b = Tensor(np.ones(3)), Tensor(np.ones(3))
     table = {a: 1, b: 2}

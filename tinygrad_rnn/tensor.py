@@ -128,6 +128,10 @@ class Tensor:
     is that array or shares memory with it; a fresh array (`t.data = np.zeros(3)`,
     `t.data = t.data - step`) leaves the saved memory as it was, so backward runs, with the
     values the forward saw. A write through the array itself (`t.data[i] = v`) is not seen.
+
+    `==` is elementwise, as in PyTorch (a bool tensor), while hashing is by identity: so
+    `t in list_of_tensors` and `list.index(t)` compare elementwise and fail or mislead; find
+    a tensor in a list by `id()` or keep tensors in a set or dict.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_node")
