@@ -291,7 +291,7 @@ def compare(op: Callable[..., Any], a: ArrayLike, b: ArrayLike) -> Tensor:
         raise ValueError(f"{name}: shapes {shapes} do not broadcast") from None
 
 
-COMPARISON_NAMES = {
+COMPARISON_NAMES: dict[Any, str] = {
     np.equal: "eq",
     np.not_equal: "ne",
     np.less: "lt",
