@@ -451,6 +451,12 @@ def test_bad_options_are_clear_errors() -> None:
         (lambda: x.max(axis=2), ValueError, "max: axis 2 is out of range"),
         (lambda: Tensor(np.ones(0)).max(), ValueError, r"max: an empty tensor of shape \(0,\)"),
         (lambda: x.cumsum(5), ValueError, "cumsum: axis 5 is out of range"),
+        (lambda: x.squeeze(axis=7), ValueError, "squeeze: axis 7 is out of range"),
+        (lambda: tg.squeeze(x, (0, -3)), ValueError, "squeeze: axis -3 is out of range"),
+        (lambda: x.flatten(3), ValueError, "flatten: axis 3 is out of range"),
+        (lambda: tg.flatten(x, 0, 2), ValueError, "flatten: axis 2 is out of range"),
+        (lambda: tg.argmax(x, axis=4), ValueError, "argmax: axis 4 is out of range"),
+        (lambda: x.argmin(axis=-3), ValueError, "argmin: axis -3 is out of range"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):

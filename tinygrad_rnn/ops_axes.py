@@ -233,7 +233,7 @@ def unsqueeze_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
 def squeeze_shape(shape: tuple[int, ...], axis: Axis = None) -> tuple[int, ...]:
     """`shape` without its axes of size 1 (only those in `axis` if given; others are kept,
     like PyTorch, where numpy would raise)."""
-    axes = range(len(shape)) if axis is None else _axes(axis, len(shape)) or ()
+    axes = range(len(shape)) if axis is None else _axes(axis, len(shape), "squeeze") or ()
     return tuple(n for i, n in enumerate(shape) if n != 1 or i not in axes)
 
 
@@ -241,7 +241,7 @@ def flatten_shape(shape: tuple[int, ...], start: int = 0, end: int = -1) -> tupl
     """`shape` with axes start..end (inclusive) merged into one; a 0-d shape becomes (1,)."""
     if not shape:
         return (1,)
-    s, e = _axes((start, end), len(shape)) or (0, 0)
+    s, e = _axes((start, end), len(shape), "flatten") or (0, 0)
     if s > e:
         raise ValueError(f"flatten: start axis {start} comes after end axis {end} for shape {shape}")
     return shape[:s] + (math.prod(shape[s : e + 1]),) + shape[e + 1 :]
@@ -252,6 +252,7 @@ def arg_extreme(find: Callable[..., Any], x: ArrayLike, axis: Any, keepdims: boo
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     if data.size == 0:
         raise ValueError(f"{find.__name__}: an empty tensor of shape {data.shape} has no extreme")
+    _axes(axis, data.ndim, find.__name__)  # numpy's AxisError would not name the op
     return Tensor(np.asarray(find(data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
