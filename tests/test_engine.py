@@ -336,6 +336,21 @@ def test_a_product_gradient_of_the_wrong_shape_names_the_op() -> None:
         BadProduct.apply(leaf(2, 3)).sum().backward()
 
 
+def test_a_product_gradient_whose_factors_do_not_multiply_names_the_op() -> None:
+    class BadFactors(Function):
+        @staticmethod
+        def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+            return x.sum(keepdims=True)
+
+        @staticmethod
+        def backward(ctx: Context, grad: np.ndarray) -> tg.ProductGrad:
+            return tg.ProductGrad(np.ones((2, 4)), np.ones((1, 3)))  # (2, 4) @ (1, 3): no product
+
+    message = r"BadFactors: backward returned a ProductGrad that does not multiply: \(2, 4\) @ \(1, 3\)"
+    with pytest.raises(RuntimeError, match=message):
+        BadFactors.apply(leaf(2, 3)).sum().backward()
+
+
 # --- safety and errors -----------------------------------------------------------------------
 def test_in_place_change_of_a_saved_array_makes_backward_raise() -> None:
     w = leaf(4, 2)
