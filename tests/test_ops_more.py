@@ -486,13 +486,24 @@ def test_constructors_shapes_dtypes_and_requires_grad() -> None:
         tg.zeros_like(np.ones(3, int)).dtype == int
         and tg.ones_like(like, dtype=np.float64).dtype == np.float64
     )
-    np.testing.assert_array_equal(tg.arange(4).data, [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(tg.arange(4).data, [0, 1, 2, 3])
     np.testing.assert_array_equal(tg.arange(1, 2, 0.25).data, [1.0, 1.25, 1.5, 1.75])
-    assert tg.arange(3).dtype == np.float64 and tg.arange(3, dtype=np.int64).dtype == np.int64
+    np.testing.assert_array_equal(tg.arange(5, 0, -2).data, [5, 3, 1])
+    assert tg.arange(3).dtype == np.int64 and tg.arange(np.int32(1), 3).dtype == np.int64  # torch's
+    assert tg.arange(3.0).dtype == np.float64 and tg.arange(0, 3, 0.5).dtype == np.float64
+    assert tg.arange(3, dtype=np.float32).dtype == np.float32
     np.testing.assert_array_equal(tg.eye(2, 3).data, np.eye(2, 3))
     assert tg.randn(4, 5, rng=0).shape == (4, 5) and tg.rand((2,), dtype=np.float32).dtype == np.float32
     with pytest.raises(ValueError, match="arange: step must not be 0"):
         tg.arange(0, 1, 0)
+
+
+@pytest.mark.parametrize("args", [(5,), (1, 4), (5, 0, -2), (3.0,), (0, 1, 0.25), (0.5, 3)])
+def test_arange_is_int_for_ints_as_torch(torch: Any, args: tuple[float, ...]) -> None:
+    theirs = torch.arange(*args)
+    ours = tg.arange(*args)
+    assert (ours.dtype == np.int64) == (theirs.dtype == torch.int64)
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
 
 
 def test_random_constructors_use_their_rng_only() -> None:
