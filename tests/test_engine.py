@@ -322,7 +322,16 @@ def test_a_weight_shared_by_many_matmuls_gets_the_sum_of_their_products() -> Non
     )
 
 
-def test_a_product_gradient_of_the_wrong_shape_names_the_op() -> None:
+@pytest.mark.parametrize(
+    "left, right, message",
+    [
+        ((2, 1), (1, 5), r"backward returned products of shape \(2, 5\) for input 0 of shape \(2, 3\)"),
+        ((2, 4), (1, 3), r"backward returned a ProductGrad that does not multiply: \(2, 4\) @ \(1, 3\)"),
+    ],
+)
+def test_a_product_gradient_that_does_not_fit_names_the_op(
+    left: tuple[int, int], right: tuple[int, int], message: str
+) -> None:
     class BadProduct(Function):
         @staticmethod
         def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -330,9 +339,9 @@ def test_a_product_gradient_of_the_wrong_shape_names_the_op() -> None:
 
         @staticmethod
         def backward(ctx: Context, grad: np.ndarray) -> tg.ProductGrad:
-            return tg.ProductGrad(np.ones((2, 1)), np.ones((1, 5)))  # (2, 5) for a (2, 3) input
+            return tg.ProductGrad(np.ones(left), np.ones(right))  # for a (2, 3) input
 
-    with pytest.raises(RuntimeError, match=r"BadProduct: backward returned products of shape \(2, 5\)"):
+    with pytest.raises(RuntimeError, match="BadProduct: " + message):
         BadProduct.apply(leaf(2, 3)).sum().backward()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tinygrad_rnn import Tensor
 from tinygrad_rnn.layers import (
+    RNN,
     CharRNN,
     Dropout,
     Embedding,
@@ -259,6 +260,39 @@ def test_layer_norm_matches_torch_with_gradients(torch: Any, normalized: Any, bi
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), **TOL)
     for (_, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: Linear(3, 2, **kw),
+        lambda **kw: Embedding(5, 2, **kw),
+        lambda **kw: Dropout(0.5, **kw),
+        lambda **kw: LayerNorm(3, **kw),
+        lambda **kw: RNNCell(3, 2, **kw),
+        lambda **kw: LSTMCell(3, 2, **kw),
+        lambda **kw: GRUCell(3, 2, **kw),
+        lambda **kw: RNN(3, 2, **kw),
+        lambda **kw: CharRNN(5, 4, **kw),
+    ],
+)
+def test_every_layer_with_a_constructor_takes_dtype_and_rng(make: Any) -> None:
+    a, b = make(dtype=np.float32, rng=0), make(dtype=np.float32, rng=0)
+    assert all(p.dtype == np.float32 for p in a.parameters())
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)  # the seed fixes the weights
+
+
+def test_layer_norm_ignores_rng_and_dropout_ignores_dtype() -> None:
+    for rng in (None, 0, np.random.default_rng(1)):
+        norm = LayerNorm((2, 3), rng=rng)
+        assert norm.weight is not None and norm.bias is not None
+        np.testing.assert_array_equal(norm.weight.data, np.ones((2, 3)))
+        np.testing.assert_array_equal(norm.bias.data, np.zeros((2, 3)))
+    x = np.ones((4, 5), np.float32)
+    out = Dropout(0.5, dtype=np.float64, rng=2)(x)
+    assert out.dtype == np.float32  # the input's dtype
+    np.testing.assert_array_equal(out.data, Dropout(0.5, rng=2)(x).data)
 
 
 def test_activation_modules_are_their_formulas() -> None:

@@ -296,6 +296,22 @@ def test_var_std(
     )
 
 
+@given(shape=nonempty, seed=seeds, data=st.data(), keepdims=st.booleans())
+def test_std_gradient_is_zero_where_there_is_no_spread(
+    shape: tuple[int, ...], seed: int, data: Any, keepdims: bool
+) -> None:
+    axis = _axis(data.draw, len(shape))
+    x = values(np.random.default_rng(seed), shape)
+    x[..., 0] = 1.5  # the slices along the last axis start constant: std 0 there when reduced
+    assume(np.any(np.std(x, axis=axis) == 0))
+    ours = lambda t: t.std(axis=axis, correction=0, keepdims=keepdims)  # noqa: E731
+    check(ours, lambda t: torch.std(t, dim=_dims(axis, t.ndim), correction=0, keepdim=keepdims), x)
+    t = Tensor(np.ones((3, 2)), requires_grad=True)
+    with np.errstate(all="raise"):  # no divide warning either
+        tg.std(t, axis=0).sum().backward()
+    np.testing.assert_array_equal(t.grad, np.zeros((3, 2)))  # torch's value (not nan)
+
+
 def test_var_with_too_few_elements_is_nan_or_inf_as_torch() -> None:
     assert np.isnan(tg.var(np.array([1.0])).item())
     assert np.isinf(tg.var(np.array([1.0, 2.0]), correction=3).item())
@@ -379,6 +395,17 @@ def test_comparisons_are_bool_tensors_without_grad(name: str, shapes: Any, seed:
     np.testing.assert_array_equal(op(0.0, y).data, ref(0.0, b))
 
 
+@pytest.mark.parametrize(
+    "name, torch_name", [("<", "lt"), ("<=", "le"), (">", "gt"), (">=", "ge"), ("==", "eq"), ("!=", "ne")]
+)
+def test_a_comparison_that_does_not_broadcast_names_the_op_and_shapes(name: str, torch_name: str) -> None:
+    op, _ = COMPARISONS[name]
+    a = Tensor(np.ones((2, 3)))
+    for b in (Tensor(np.ones(4)), np.ones(4)):
+        with pytest.raises(ValueError, match=rf"^{torch_name}: shapes \(2, 3\) and \(4,\) do not broadcast$"):
+            op(a, b)
+
+
 def test_tensors_stay_hashable_by_identity_with_elementwise_eq() -> None:
     a, b = Tensor(np.ones(3)), Tensor(np.ones(3))
     table = {a: 1, b: 2}
@@ -424,6 +451,12 @@ def test_bad_options_are_clear_errors() -> None:
         (lambda: x.max(axis=2), ValueError, "max: axis 2 is out of range"),
         (lambda: Tensor(np.ones(0)).max(), ValueError, r"max: an empty tensor of shape \(0,\)"),
         (lambda: x.cumsum(5), ValueError, "cumsum: axis 5 is out of range"),
+        (lambda: x.squeeze(axis=7), ValueError, "squeeze: axis 7 is out of range"),
+        (lambda: tg.squeeze(x, (0, -3)), ValueError, "squeeze: axis -3 is out of range"),
+        (lambda: x.flatten(3), ValueError, "flatten: axis 3 is out of range"),
+        (lambda: tg.flatten(x, 0, 2), ValueError, "flatten: axis 2 is out of range"),
+        (lambda: tg.argmax(x, axis=4), ValueError, "argmax: axis 4 is out of range"),
+        (lambda: x.argmin(axis=-3), ValueError, "argmin: axis -3 is out of range"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
@@ -453,13 +486,24 @@ def test_constructors_shapes_dtypes_and_requires_grad() -> None:
         tg.zeros_like(np.ones(3, int)).dtype == int
         and tg.ones_like(like, dtype=np.float64).dtype == np.float64
     )
-    np.testing.assert_array_equal(tg.arange(4).data, [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(tg.arange(4).data, [0, 1, 2, 3])
     np.testing.assert_array_equal(tg.arange(1, 2, 0.25).data, [1.0, 1.25, 1.5, 1.75])
-    assert tg.arange(3).dtype == np.float64 and tg.arange(3, dtype=np.int64).dtype == np.int64
+    np.testing.assert_array_equal(tg.arange(5, 0, -2).data, [5, 3, 1])
+    assert tg.arange(3).dtype == np.int64 and tg.arange(np.int32(1), 3).dtype == np.int64  # torch's
+    assert tg.arange(3.0).dtype == np.float64 and tg.arange(0, 3, 0.5).dtype == np.float64
+    assert tg.arange(3, dtype=np.float32).dtype == np.float32
     np.testing.assert_array_equal(tg.eye(2, 3).data, np.eye(2, 3))
     assert tg.randn(4, 5, rng=0).shape == (4, 5) and tg.rand((2,), dtype=np.float32).dtype == np.float32
     with pytest.raises(ValueError, match="arange: step must not be 0"):
         tg.arange(0, 1, 0)
+
+
+@pytest.mark.parametrize("args", [(5,), (1, 4), (5, 0, -2), (3.0,), (0, 1, 0.25), (0.5, 3)])
+def test_arange_is_int_for_ints_as_torch(torch: Any, args: tuple[float, ...]) -> None:
+    theirs = torch.arange(*args)
+    ours = tg.arange(*args)
+    assert (ours.dtype == np.int64) == (theirs.dtype == torch.int64)
+    np.testing.assert_array_equal(ours.data, theirs.numpy())
 
 
 def test_random_constructors_use_their_rng_only() -> None:

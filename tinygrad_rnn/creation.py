@@ -1,8 +1,8 @@
 """Tensors made from sizes: zeros, ones, full, arange, eye, randn, rand, zeros_like, ones_like.
 
 As in PyTorch: a shape is given as `zeros(2, 3)` or `zeros((2, 3))`, and `requires_grad`
-is False unless asked. The dtype is float64 unless given (also for `arange`, where PyTorch
-would pick int64 for int arguments); `*_like` keep the tensor's dtype. `randn` and `rand`
+is False unless asked. The dtype is float64 unless given, except `arange` of ints, which
+is int64 as in PyTorch; `*_like` keep the tensor's dtype. `randn` and `rand`
 take `rng`: an `np.random.Generator` or an int seed; None means a fresh, unseeded
 `np.random.default_rng()`. numpy's global random state is never used.
 """
@@ -57,12 +57,16 @@ def arange(
     start: float,
     end: Optional[float] = None,
     step: float = 1,
-    dtype: DType = np.float64,
+    dtype: DType = None,
     requires_grad: bool = False,
 ) -> Tensor:
-    """start, start + step, ... up to end (excluded); `arange(n)` is 0 .. n-1."""
+    """start, start + step, ... up to end (excluded); `arange(n)` is 0 .. n-1. Unless `dtype`
+    is given, int64 when start, end and step are all ints (as PyTorch), else float64."""
     if step == 0:
         raise ValueError("arange: step must not be 0")
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step) if v is not None)
+        dtype = np.int64 if ints else np.float64
     values = np.arange(start, step=step) if end is None else np.arange(start, end, step)
     return _tensor(values, dtype, requires_grad)
 

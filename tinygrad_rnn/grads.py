@@ -146,12 +146,9 @@ def fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int) 
     if grad.__class__ is IndexedGrad:
         return grad
     if grad.__class__ is ProductGrad:
-        product_shape = (grad.left.shape[0], grad.right.shape[-1])
-        if product_shape != shape:
-            raise RuntimeError(
-                f"{node.name}: backward returned products of shape {product_shape} "
-                f"for input {i} of shape {shape}"
-            )
+        left, right = grad.left.shape, grad.right.shape
+        if (left[0], right[-1]) != shape or left[-1] != right[0]:
+            _bad_product(node, i, left, right, shape)
         return grad
     grad = np.asarray(grad)
     if grad.shape != shape:
@@ -163,3 +160,18 @@ def fit(grad: Any, shape: tuple[int, ...], dtype: np.dtype, node: Node, i: int) 
                 f"for input {i} of shape {shape}"
             )
     return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+def _bad_product(
+    node: Node, i: int, left: tuple[int, ...], right: tuple[int, ...], shape: tuple[int, ...]
+) -> None:
+    """Raise: `node`'s backward returned for input i a ProductGrad that does not fit `shape`."""
+    if left[-1] != right[0]:  # checked here, where the op is known, not in `combine`'s matmul
+        raise RuntimeError(
+            f"{node.name}: backward returned a ProductGrad that does not multiply: "
+            f"{left} @ {right} for input {i} of shape {shape}"
+        )
+    raise RuntimeError(
+        f"{node.name}: backward returned products of shape {(left[0], right[-1])} "
+        f"for input {i} of shape {shape}"
+    )

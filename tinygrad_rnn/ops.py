@@ -166,13 +166,16 @@ class AddMM(Function):
 
 
 # --- reductions and shape ----------------------------------------------------------------
-def _axes(axis: Axis, ndim: int) -> Optional[tuple[int, ...]]:
+def _axes(axis: Axis, ndim: int, op: str = "") -> Optional[tuple[int, ...]]:
+    """`axis` as a tuple of axes in [0, ndim) (None stays None); `op` names the op in the
+    error where no `Function.apply` adds it."""
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+            where = f"{op}: " if op else ""
+            raise ValueError(f"{where}axis {a} is out of range for a tensor of {ndim} dimensions")
     return tuple(int(a) % ndim for a in axes)
 
 

@@ -1,4 +1,4 @@
-"""Ops along axes: max/min, logsumexp, var, cumsum, flip, expand, repeat; argmax/argmin;
+"""Ops along axes: max/min, logsumexp, var, std, cumsum, flip, expand, repeat; argmax/argmin;
 and the shapes behind unsqueeze, squeeze and flatten (which are reshapes).
 
 The same table of derivatives as `ops`. A reduction's backward puts the reduced axes back
@@ -127,6 +127,27 @@ class Var(Function):
             return _unreduce(ctx, grad) * (2 * d / ctx.denom)  # d var / dx_i = 2 (x_i - mean) / denom
 
 
+class Std(Var):
+    """sqrt(var(x)) along `axis` (see `Var`). Where std is 0 (no spread) the gradient is 0,
+    as PyTorch, not the nan of sqrt's derivative there."""
+
+    name = "std"
+
+    @staticmethod
+    def forward(
+        ctx: Context, x: np.ndarray, axis: Axis = None, correction: float = 1, keepdims: bool = False
+    ) -> np.ndarray:
+        ctx.std = np.sqrt(Var.forward(ctx, x, axis, correction, keepdims))
+        return ctx.std
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> np.ndarray:
+        std = ctx.std
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_var = np.where(std == 0, 0, grad / (2 * std))  # d std = d var / (2 std)
+        return Var.backward(ctx, grad_var.astype(std.dtype, copy=False))
+
+
 # --- scans and shape -------------------------------------------------------------------
 class Cumsum(Function):
     name = "cumsum"
@@ -212,7 +233,7 @@ def unsqueeze_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
 def squeeze_shape(shape: tuple[int, ...], axis: Axis = None) -> tuple[int, ...]:
     """`shape` without its axes of size 1 (only those in `axis` if given; others are kept,
     like PyTorch, where numpy would raise)."""
-    axes = range(len(shape)) if axis is None else _axes(axis, len(shape)) or ()
+    axes = range(len(shape)) if axis is None else _axes(axis, len(shape), "squeeze") or ()
     return tuple(n for i, n in enumerate(shape) if n != 1 or i not in axes)
 
 
@@ -220,7 +241,7 @@ def flatten_shape(shape: tuple[int, ...], start: int = 0, end: int = -1) -> tupl
     """`shape` with axes start..end (inclusive) merged into one; a 0-d shape becomes (1,)."""
     if not shape:
         return (1,)
-    s, e = _axes((start, end), len(shape)) or (0, 0)
+    s, e = _axes((start, end), len(shape), "flatten") or (0, 0)
     if s > e:
         raise ValueError(f"flatten: start axis {start} comes after end axis {end} for shape {shape}")
     return shape[:s] + (math.prod(shape[s : e + 1]),) + shape[e + 1 :]
@@ -231,6 +252,7 @@ def arg_extreme(find: Callable[..., Any], x: ArrayLike, axis: Any, keepdims: boo
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     if data.size == 0:
         raise ValueError(f"{find.__name__}: an empty tensor of shape {data.shape} has no extreme")
+    _axes(axis, data.ndim, find.__name__)  # numpy's AxisError would not name the op
     return Tensor(np.asarray(find(data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 

@@ -283,7 +283,22 @@ def compare(op: Callable[..., Any], a: ArrayLike, b: ArrayLike) -> Tensor:
     """`op` (np.less, np.equal, ...) over the two operands' data: a bool tensor without grad."""
     a_data = a.data if isinstance(a, Tensor) else a
     b_data = b.data if isinstance(b, Tensor) else b
-    return Tensor(np.asarray(op(a_data, b_data)))
+    try:
+        return Tensor(np.asarray(op(a_data, b_data)))
+    except ValueError:
+        name = COMPARISON_NAMES.get(op, op.__name__)
+        shapes = f"{np.shape(a_data)} and {np.shape(b_data)}"
+        raise ValueError(f"{name}: shapes {shapes} do not broadcast") from None
+
+
+COMPARISON_NAMES: dict[Any, str] = {
+    np.equal: "eq",
+    np.not_equal: "ne",
+    np.less: "lt",
+    np.less_equal: "le",
+    np.greater: "gt",
+    np.greater_equal: "ge",
+}  # PyTorch's names
 
 
 # --- functional forms (tg.sqrt(x), ...): the Tensor methods, for tensors, arrays, numbers --

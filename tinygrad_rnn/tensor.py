@@ -128,6 +128,10 @@ class Tensor:
     is that array or shares memory with it; a fresh array (`t.data = np.zeros(3)`,
     `t.data = t.data - step`) leaves the saved memory as it was, so backward runs, with the
     values the forward saw. A write through the array itself (`t.data[i] = v`) is not seen.
+
+    `==` is elementwise, as in PyTorch (a bool tensor), while hashing is by identity: so
+    `t in list_of_tensors` and `list.index(t)` compare elementwise and fail or mislead; find
+    a tensor in a list by `id()` or keep tensors in a set or dict.
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "_node")
@@ -448,7 +452,8 @@ class Tensor:
     def std(
         self, axis: Union[int, tuple[int, ...], None] = None, correction: float = 1, keepdims: bool = False
     ) -> Tensor:
-        return self.var(axis, correction, keepdims).sqrt()
+        """sqrt(var); its gradient is 0 where the spread is 0, as PyTorch."""
+        return ops_axes.Std.apply(self, axis=axis, correction=correction, keepdims=keepdims)
 
     def cumsum(self, axis: int) -> Tensor:
         return ops_axes.Cumsum.apply(self, axis=axis)

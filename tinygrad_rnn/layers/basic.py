@@ -84,10 +84,11 @@ class Dropout(Module):
     p in [0, 1]; p = 1 zeroes everything in training, as PyTorch allows. The masks come from
     `rng`: a Generator (a trainer hands its own, `Dropout(p, rng=gen)` or `layer.rng = gen`,
     also through `model.modules()`), an int seed, or None (fresh entropy); never numpy's
-    global state.
+    global state. `dtype` is accepted like every layer's and unused: Dropout has no weights,
+    its output has the input's dtype.
     """
 
-    def __init__(self, p: float = 0.5, *, rng: RNG = None) -> None:
+    def __init__(self, p: float = 0.5, *, dtype: DType = np.float64, rng: RNG = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
@@ -118,7 +119,8 @@ class Dropout(Module):
 class LayerNorm(Module):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, mean and (biased) var over the last
     len(normalized_shape) axes; x (..., *normalized_shape). weight starts at ones, bias at
-    zeros (PyTorch's); elementwise_affine=False has neither, bias=False no bias.
+    zeros (PyTorch's); elementwise_affine=False has neither, bias=False no bias. `rng` is
+    accepted like every layer's and unused: this initialisation draws nothing.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class LayerNorm(Module):
         bias: bool = True,
         *,
         dtype: DType = np.float64,
+        rng: RNG = None,
     ) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape

@@ -94,19 +94,17 @@ class LRScheduler:
             if not isinstance(v, list) or len(v) != n:
                 raise ValueError(f"{who}: {key} must hold {n} numbers (one per group), got {v!r}")
             values[key] = [_number(who, f"{key}[{i}]", x, 0.0) for i, x in enumerate(v)]
-        values["last_epoch"] = _integer(who, "last_epoch", values["last_epoch"], 0)
-        type(self)._check_options(who, values)  # raises before anything changes
-        self.last_epoch, self.base_lrs, self._last_lr = (
-            values["last_epoch"],
-            values["base_lrs"],
-            values["last_lr"],
-        )
-        for k in self.options:
-            setattr(self, k, values[k])
+        last_epoch = _integer(who, "last_epoch", values["last_epoch"], 0)
+        options = self._check(who, **{k: values[k] for k in self.options})  # raises before any change
+        self.last_epoch, self.base_lrs, self._last_lr = last_epoch, values["base_lrs"], values["last_lr"]
+        for k, v in zip(self.options, options):
+            setattr(self, k, v)
 
     @staticmethod
-    def _check_options(who: str, values: dict[str, Any]) -> None:
-        """Convert and check the options in `values` in place (ValueError naming the option)."""
+    def _check(who: str, **options: Any) -> tuple[Any, ...]:
+        """The options, given by keyword, converted and checked, in the order of the class's
+        `options` (a ValueError naming `who`, the constructor or load_state_dict, and the option)."""
+        return ()
 
 
 class StepLR(LRScheduler):
@@ -115,15 +113,13 @@ class StepLR(LRScheduler):
     options = ("step_size", "gamma")
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        values = {"step_size": step_size, "gamma": gamma}
-        self._check_options("StepLR", values)
-        self.step_size, self.gamma = values["step_size"], values["gamma"]
+        self.step_size, self.gamma = self._check("StepLR", step_size=step_size, gamma=gamma)
         super().__init__(optimizer)
 
     @staticmethod
-    def _check_options(who: str, values: dict[str, Any]) -> None:
-        values["step_size"] = _integer(who, "step_size", values["step_size"], 1)
-        values["gamma"] = _number(who, "gamma", values["gamma"], 0.0)
+    def _check(who: str, **options: Any) -> tuple[int, float]:
+        step_size, gamma = options["step_size"], options["gamma"]
+        return _integer(who, "step_size", step_size, 1), _number(who, "gamma", gamma, 0.0)
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size:
@@ -137,14 +133,12 @@ class ExponentialLR(LRScheduler):
     options = ("gamma",)
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
-        values = {"gamma": gamma}
-        self._check_options("ExponentialLR", values)
-        self.gamma = values["gamma"]
+        (self.gamma,) = self._check("ExponentialLR", gamma=gamma)
         super().__init__(optimizer)
 
     @staticmethod
-    def _check_options(who: str, values: dict[str, Any]) -> None:
-        values["gamma"] = _number(who, "gamma", values["gamma"], 0.0)
+    def _check(who: str, **options: Any) -> tuple[float]:
+        return (_number(who, "gamma", options["gamma"], 0.0),)
 
     def get_lr(self) -> list[float]:
         return self._lrs() if self.last_epoch == 0 else [lr * self.gamma for lr in self._lrs()]
@@ -160,15 +154,13 @@ class CosineAnnealingLR(LRScheduler):
     options = ("T_max", "eta_min")
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
-        values = {"T_max": T_max, "eta_min": eta_min}
-        self._check_options("CosineAnnealingLR", values)
-        self.T_max, self.eta_min = values["T_max"], values["eta_min"]
+        self.T_max, self.eta_min = self._check("CosineAnnealingLR", T_max=T_max, eta_min=eta_min)
         super().__init__(optimizer)
 
     @staticmethod
-    def _check_options(who: str, values: dict[str, Any]) -> None:
-        values["T_max"] = _integer(who, "T_max", values["T_max"], 1)
-        values["eta_min"] = _number(who, "eta_min", values["eta_min"], 0.0)
+    def _check(who: str, **options: Any) -> tuple[int, float]:
+        T_max, eta_min = options["T_max"], options["eta_min"]
+        return _integer(who, "T_max", T_max, 1), _number(who, "eta_min", eta_min, 0.0)
 
     def get_lr(self) -> list[float]:
         e, T, eta_min = self.last_epoch, self.T_max, self.eta_min
@@ -217,18 +209,17 @@ class LinearLR(LRScheduler):
         end_factor: float = 1.0,
         total_iters: int = 5,
     ) -> None:
-        values = {"start_factor": start_factor, "end_factor": end_factor, "total_iters": total_iters}
-        self._check_options("LinearLR", values)
-        self.start_factor, self.end_factor, self.total_iters = (values[k] for k in self.options)
+        self.start_factor, self.end_factor, self.total_iters = self._check(
+            "LinearLR", start_factor=start_factor, end_factor=end_factor, total_iters=total_iters
+        )
         super().__init__(optimizer)
 
     @staticmethod
-    def _check_options(who: str, values: dict[str, Any]) -> None:
-        start = _number(who, "start_factor", values["start_factor"], 0.0, 1.0)
+    def _check(who: str, **options: Any) -> tuple[float, float, int]:
+        start = _number(who, "start_factor", options["start_factor"], 0.0, 1.0)
         check(who, start > 0, "start_factor", start, "in (0, 1]")
-        values["start_factor"] = start
-        values["end_factor"] = _number(who, "end_factor", values["end_factor"], 0.0, 1.0)
-        values["total_iters"] = _integer(who, "total_iters", values["total_iters"], 1)
+        end = _number(who, "end_factor", options["end_factor"], 0.0, 1.0)
+        return start, end, _integer(who, "total_iters", options["total_iters"], 1)
 
     def get_lr(self) -> list[float]:
         e, start, end = self.last_epoch, self.start_factor, self.end_factor
