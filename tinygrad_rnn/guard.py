@@ -7,7 +7,8 @@
     say("a line")                         # a closed stdout (`train | head`) silences printing only
 
 The path rules: --text, --out, --log, --plot and the resumed checkpoint (unless it is also the
-output) must name different files, through links too; the output must be a regular file or
+output) must name different files, through links too; --log and --plot never name an existing
+.npz/.safetensors file or checkpoint; the output must be a regular file or
 not exist yet (a symlink is followed: the file it points to is replaced); empty paths are
 errors. Each broken rule is a UsageError: one line, exit code 2, nothing written.
 """
@@ -108,11 +109,21 @@ def check_train_paths(args: argparse.Namespace) -> str:
                 raise UsageError(f"{flag_a} {a} and {flag_b} {b} are the same file")
     check_writable(real, "checkpoint", shown=out)
     if args.log:
+        check_not_checkpoint(args.log, "--log")
         check_writable(args.log, "log")
     if args.plot:
+        check_not_checkpoint(args.plot, "--plot")
         check_writable(args.plot, "plot")
         check_plot_format(args.plot)
     return real
+
+
+def check_not_checkpoint(path: str, flag: str) -> None:
+    """UsageError if `path` names an existing checkpoint or weights file (.npz, .safetensors, or
+    anything `held_step` reads), which a log or plot would overwrite."""
+    ext = os.path.splitext(path)[1].lower()
+    if os.path.isfile(path) and (ext in (".npz", ".safetensors") or held_step(path) is not None):
+        raise UsageError(f"{flag} {path} is an existing checkpoint or weights file; refusing to overwrite it")
 
 
 def check_plot_format(path: str) -> None:
