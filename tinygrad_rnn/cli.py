@@ -42,6 +42,7 @@ from tinygrad_rnn.guard import (
     replace_unprintable,
     same_file,
     say,
+    silence_stdout,
 )
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
@@ -221,7 +222,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.bench_argv = rest
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the exit's final flush
         return code
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        silence_stdout()
+        return 0
     except (UsageError, ConfigError, DataError, CheckpointError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -288,13 +288,19 @@ def say(text: str, write: Callable[[str], Any] = print) -> None:
         write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())  # the exit's final flush goes there too
-        except (OSError, ValueError, AttributeError):
-            sys.stdout = open(os.devnull, "w")
-        finally:
-            os.close(devnull)
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device once it is a closed pipe (`... | head`), as Python's docs
+    recommend for SIGPIPE: later prints and the exit's final flush then go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's final flush goes there too
+    except (OSError, ValueError, AttributeError):
+        sys.stdout = open(os.devnull, "w")
+    finally:
+        os.close(devnull)
 
 
 def replace_unprintable() -> None:
