@@ -280,7 +280,7 @@ BAD = [
     (["sample", "--model", "good.npz", "--prime", ""], "--prime must not be empty"),
     (["sample", "--model", "good.npz", "-n", "-1"], "-n: must be an integer >= 0"),
     (["sample", "--model", "good.npz", "--temperature", "-1"], "--temperature: must be a number >= 0"),
-    (["sample"], "required: --model"),
+    (["sample"], "checkpoint not found: tinygrad_rnn.npz"),  # train's default --out
     (["gradcheck", "--hidden", "0"], "--hidden: must be a positive integer"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "required"),
@@ -353,3 +353,13 @@ def test_a_closed_stdout_ends_quietly_with_exit_0(files, args) -> None:
         os.close(write)
     assert r.returncode == 0, r.stderr
     assert "Broken pipe" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_sample_reads_trains_default_output_without_model(files, tmp_path) -> None:
+    (tmp_path / "tinygrad_rnn.npz").write_bytes((files / "good.npz").read_bytes())
+    r = cli("sample", "-n", "30", "--seed", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout
+        == cli("sample", "--model", str(files / "good.npz"), "-n", "30", "--seed", "2", cwd=tmp_path).stdout
+    )

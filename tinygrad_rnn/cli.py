@@ -187,7 +187,12 @@ def _add_train(sub: Any) -> None:
 
 def _add_sample(sub: Any) -> None:
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--model", metavar="PATH", required=True, help="a .npz checkpoint or .safetensors file")
+    s.add_argument(
+        "--model",
+        metavar="PATH",
+        default=DEFAULT_OUT,
+        help=f"a .npz checkpoint or .safetensors file (default {DEFAULT_OUT}, what train writes)",
+    )
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
     s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
     s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
