@@ -282,6 +282,7 @@ BAD = [
     (["sample", "--model", "good.npz", "--temperature", "-1"], "--temperature: must be a number >= 0"),
     (["sample"], "checkpoint not found: tinygrad_rnn.npz"),  # train's default --out
     (["gradcheck", "--hidden", "0"], "--hidden: must be a positive integer"),
+    (["eval", "--model", "good.npz", "--text", "ok.txt", "--batch", "0"], "--batch: must be a positive"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "required"),
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import signal
 import sys
@@ -32,6 +31,7 @@ from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn import evaluate, export, gradflow, runlog
+from tinygrad_rnn.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError, read_text
 from tinygrad_rnn.guard import (
@@ -71,44 +71,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        want = "a positive integer" if least == 1 else "an integer >= 0"
-        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _int(text, least=1)
-
-
-def _nonnegative_int(text: str) -> int:
-    return _int(text, least=0)
-
-
-def _float(text: str, positive: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        want = "a positive number" if positive else "a number >= 0"
-        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _float(text, positive=True)
-
-
-def _nonnegative_float(text: str) -> float:
-    return _float(text, positive=False)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train, sample, check and benchmark a character-level RNN.")
     sub = parser.add_subparsers(
@@ -142,28 +104,28 @@ def _add_train(sub: Any) -> None:
         "state and random generator continue from the checkpoint.",
     )
     t.add_argument("--text", metavar="PATH", help="a UTF-8 text file (default: the built-in verse x100)")
-    t.add_argument("--steps", type=_positive_int, default=10000, help="steps of this run (default 10000)")
-    t.add_argument("--hidden", type=_positive_int, help="hidden size (default 64)")
+    t.add_argument("--steps", type=positive_int, default=10000, help="steps of this run (default 10000)")
+    t.add_argument("--hidden", type=positive_int, help="hidden size (default 64)")
     t.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default rnn, the seed's)")
-    t.add_argument("--layers", type=_positive_int, help="recurrent layers stacked (default 1)")
-    t.add_argument("--seq-len", type=_positive_int, help="characters per chunk, T (default 25)")
-    t.add_argument("--batch", type=_positive_int, help="parallel streams through the text, B (default 1)")
+    t.add_argument("--layers", type=positive_int, help="recurrent layers stacked (default 1)")
+    t.add_argument("--seq-len", type=positive_int, help="characters per chunk, T (default 25)")
+    t.add_argument("--batch", type=positive_int, help="parallel streams through the text, B (default 1)")
     t.add_argument("--optim", choices=tuple(OPTIMIZERS), help="optimizer (default adagrad)")
     t.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         help="learning rate (default: adagrad 0.1, sgd 0.01, adam 0.003, rmsprop 0.002)",
     )
     t.add_argument(
-        "--clip", type=_nonnegative_float, help="clip gradient values to [-c, c]; 0: off (default 5)"
+        "--clip", type=nonnegative_float, help="clip gradient values to [-c, c]; 0: off (default 5)"
     )
-    t.add_argument("--seed", type=_nonnegative_int, help="seed of the random generator (default 0)")
+    t.add_argument("--seed", type=nonnegative_int, help="seed of the random generator (default 0)")
     t.add_argument(
-        "--sample-every", type=_nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
+        "--sample-every", type=nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
     )
     t.add_argument(
         "--save-every",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=1000,
         help="write the checkpoint every N steps (default 1000), and at the end or on Ctrl-C / SIGTERM; "
         "0: only then",
@@ -194,25 +156,25 @@ def _add_sample(sub: Any) -> None:
         help=f"a .npz checkpoint or .safetensors file (default {DEFAULT_OUT}, what train writes)",
     )
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
-    s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
+    s.add_argument("-n", type=nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
     s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
-    s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
-    s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
-    s.add_argument("--seed", type=_nonnegative_int, default=0, help="random generator seed (default 0)")
+    s.add_argument("--temperature", type=nonnegative_float, default=1.0, help="0: most likely; 1: as is")
+    s.add_argument("--top-k", type=positive_int, help="draw among the K most likely characters only")
+    s.add_argument("--seed", type=nonnegative_int, default=0, help="random generator seed (default 0)")
     s.set_defaults(run=cmd_sample)
 
 
 def _add_gradcheck(sub: Any) -> None:
     g = sub.add_parser("gradcheck", help="compare autograd, reference BPTT, fused op and finite differences")
-    g.add_argument("--hidden", type=_positive_int, default=16, help="hidden size (default 16)")
+    g.add_argument("--hidden", type=positive_int, default=16, help="hidden size (default 16)")
     g.add_argument(
         "--cell", choices=tuple(CELLS), default="rnn", help="rnn (default: all four paths), lstm or gru"
     )
-    g.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers stacked (default 1)")
-    g.add_argument("--seq-len", type=_positive_int, default=10, help="sequence length (default 10)")
-    g.add_argument("--batch", type=_positive_int, default=2, help="batch size (default 2)")
+    g.add_argument("--layers", type=positive_int, default=1, help="recurrent layers stacked (default 1)")
+    g.add_argument("--seq-len", type=positive_int, default=10, help="sequence length (default 10)")
+    g.add_argument("--batch", type=positive_int, default=2, help="batch size (default 2)")
     g.add_argument(
-        "--seed", type=_nonnegative_int, default=0, help="seed for the weights and data (default 0)"
+        "--seed", type=nonnegative_int, default=0, help="seed for the weights and data (default 0)"
     )
     g.set_defaults(run=cmd_gradcheck)
 

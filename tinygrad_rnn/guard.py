@@ -126,9 +126,11 @@ def check_not_checkpoint(path: str, flag: str) -> None:
         raise UsageError(f"{flag} {path} is an existing checkpoint or weights file; refusing to overwrite it")
 
 
-def check_plot_format(path: str) -> None:
-    """UsageError unless matplotlib is installed and can write `path`'s extension (none: PNG)."""
+def check_plot_format(path: str, shown: str = "--plot ") -> None:
+    """UsageError unless matplotlib is installed and can write `path`'s extension (none: PNG);
+    a bad extension's message starts with `shown` + path."""
     try:
+        import matplotlib  # noqa: F401  (first: a submodule already imported would not fail)
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError(
@@ -137,7 +139,7 @@ def check_plot_format(path: str) -> None:
     ext = os.path.splitext(path)[1][1:].lower()
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext and ext not in formats:
-        raise UsageError(f"--plot {path}: unsupported format {ext!r} (one of {', '.join(sorted(formats))})")
+        raise UsageError(f"{shown}{path}: unsupported format {ext!r} (one of {', '.join(sorted(formats))})")
 
 
 def held_step(path: str) -> Optional[int]:
