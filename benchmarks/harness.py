@@ -52,7 +52,7 @@ from contenders import (
 )
 from peers import CELL_PEER_NAMES, PEER_NAMES, import_autograd, import_jax, make_cell_peers, make_peers
 
-from tinygrad_rnn.cli import _nonnegative_int, _positive_int  # the command line's own number checks
+from tinygrad_rnn.argtypes import nonnegative_int, positive_int  # the command line's own number checks
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -375,11 +375,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="tiny settings: a few steps, small scaling and memory runs"
     )
     p.add_argument("--configs", type=_configs, default=["seed", "scale"], help="comma-separated: seed,scale")
-    p.add_argument("--steps", type=_positive_int, help="steps per contender per round (default 20)")
+    p.add_argument("--steps", type=positive_int, help="steps per contender per round (default 20)")
     p.add_argument(
-        "--rounds", type=_positive_int, help="rounds of interleaved timing; medians are reported (default 15)"
+        "--rounds", type=positive_int, help="rounds of interleaved timing; medians are reported (default 15)"
     )
-    p.add_argument("--warmup", type=_nonnegative_int, help="untimed steps per contender first (default 5)")
+    p.add_argument("--warmup", type=nonnegative_int, help="untimed steps per contender first (default 5)")
     p.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
@@ -397,7 +397,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--memory-t", type=_csv_ints, help="T values of the peak-memory check (default 250,500,1000)"
     )
     p.add_argument(
-        "--memory-steps", type=_positive_int, help="steps of the long-run memory check (default 10000)"
+        "--memory-steps", type=positive_int, help="steps of the long-run memory check (default 10000)"
     )
     p.add_argument("--no-memory", action="store_true", help="skip the memory checks")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
@@ -406,10 +406,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help="torch.set_num_threads (default: the threads numpy's BLAS may use)",
     )
-    p.add_argument("--matmul-n", type=_positive_int, help="size of the reference numpy matmul (default 1024)")
+    p.add_argument("--matmul-n", type=positive_int, help="size of the reference numpy matmul (default 1024)")
     p.add_argument(
         "--profile",
         choices=CONTENDER_NAMES + CELL_CONTENDER_NAMES + PEER_NAMES + CELL_PEER_NAMES,

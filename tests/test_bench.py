@@ -174,6 +174,31 @@ def test_cli_bench_without_the_checkout_says_where_to_run_it(
     assert len(err) == 1 and "run `python benchmarks/bench_rnn.py` from a source checkout" in err[0]
 
 
+def test_cli_bench_without_pyproject_next_to_the_package_is_refused(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A benchmarks/harness.py next to an installed package (no pyproject.toml) is not run."""
+    from tinygrad_rnn import cli
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "harness.py").write_text("raise SystemExit('must not run')\n")
+    monkeypatch.setattr(cli, "BENCHMARKS", tmp_path / "benchmarks")
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().split("\n")
+    assert len(err) == 1 and "from a source checkout" in err[0]
+
+
+def test_cli_bench_loads_the_harness_by_path_leaving_sys_path_alone() -> None:
+    code = (
+        "import sys; from tinygrad_rnn import cli; before = list(sys.path)\n"
+        "try: cli.main(['bench', '--configs', 'nope'])\n"
+        "except SystemExit as e: print(e.code, sys.path == before, 'harness' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.stdout.split() == ["2", "True", "False"], r.stdout + r.stderr
+
+
 def test_importing_the_cli_leaves_the_harness_profilers_and_torch_alone() -> None:
     code = "import sys, tinygrad_rnn.cli; print(' '.join(sorted(set(sys.argv[1:]) & set(sys.modules))))"
     heavy = ["harness", "contenders", "cProfile", "pstats", "tracemalloc", "torch"]

@@ -280,8 +280,9 @@ BAD = [
     (["sample", "--model", "good.npz", "--prime", ""], "--prime must not be empty"),
     (["sample", "--model", "good.npz", "-n", "-1"], "-n: must be an integer >= 0"),
     (["sample", "--model", "good.npz", "--temperature", "-1"], "--temperature: must be a number >= 0"),
-    (["sample"], "required: --model"),
+    (["sample"], "checkpoint not found: tinygrad_rnn.npz"),  # train's default --out
     (["gradcheck", "--hidden", "0"], "--hidden: must be a positive integer"),
+    (["eval", "--model", "good.npz", "--text", "ok.txt", "--batch", "0"], "--batch: must be a positive"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "required"),
 ]
@@ -323,3 +324,43 @@ def test_hope_example_runs(tmp_path) -> None:
     assert "step 0, loss" in r.stdout and "step 1000, loss" in r.stdout
     final = r.stdout.rstrip("\n").split("\n")[-1]
     assert final.startswith("H") and len(final) == 201
+
+
+CLOSED_PIPE = [
+    ["gradcheck", "--hidden", "4", "--seq-len", "4"],
+    ["gradflow", "--hidden", "4", "--seq-len", "6", "--chunks", "2", "--train-steps", "2", "--text=ok.txt"],
+    ["eval", "--model", "good.npz", "--text", "ok.txt"],
+    ["sample", "--model", "good.npz", "-n", "20"],
+    ["export", "--model", "good.npz", "--out", "piped.safetensors"],
+]
+
+
+@pytest.mark.parametrize("args", CLOSED_PIPE, ids=[a[0] for a in CLOSED_PIPE])
+def test_a_closed_stdout_ends_quietly_with_exit_0(files, args) -> None:
+    """`tinygrad-rnn ... | head -1`: the reader is gone before the first write (a pipe whose read
+    end is closed), so every write fails with EPIPE; no error line, exit code 0."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "tinygrad_rnn", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=files,
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+    assert r.returncode == 0, r.stderr
+    assert "Broken pipe" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_sample_reads_trains_default_output_without_model(files, tmp_path) -> None:
+    (tmp_path / "tinygrad_rnn.npz").write_bytes((files / "good.npz").read_bytes())
+    r = cli("sample", "-n", "30", "--seed", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout
+        == cli("sample", "--model", str(files / "good.npz"), "-n", "30", "--seed", "2", cwd=tmp_path).stdout
+    )

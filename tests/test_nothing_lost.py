@@ -84,6 +84,8 @@ def spot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.symlink("t.txt", d / "soft.txt")
     os.mkfifo(d / "fifo")
     (d / "adir").mkdir()
+    (d / "ck.dat").write_bytes((d / "ck.npz").read_bytes())  # a checkpoint under another extension
+    (d / "w.safetensors").write_bytes(b"not read")
     return d
 
 
@@ -105,6 +107,10 @@ PATHS = [
     (["--out", "fifo"], r"checkpoint fifo is a FIFO, not a regular file"),
     (["--out", "adir"], r"checkpoint adir is a directory"),
     (["--plot", "loss.xyz"], r"--plot loss.xyz: unsupported format 'xyz'"),
+    (["--out", "d.npz", "--log", "ck.npz"], r"--log ck.npz is an existing checkpoint or weights file"),
+    (["--out", "d.npz", "--plot", "ck.npz"], r"--plot ck.npz is an existing checkpoint or weights file"),
+    (["--out", "d.npz", "--log", "ck.dat"], r"--log ck.dat is an existing checkpoint or weights file"),
+    (["--out", "d.npz", "--log", "w.safetensors"], r"--log w.safetensors is an existing checkpoint"),
 ]
 
 

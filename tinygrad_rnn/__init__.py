@@ -1,9 +1,9 @@
 """tinygrad_rnn: a small tape-based autograd over numpy, built for recurrent networks.
 
-The engine is five files: `tensor` (Tensor and the Function plug-in API), `tape` (the
-record of ops and backward as its reverse sweep), `grads` (how gradient contributions
-combine, and the optional cheaper gradient forms), `ops` (the built-in ops, a table of
-derivatives) and `gradcheck`. Layers, optimizers and the char-RNN are plain users of it.
+The engine: `tensor` (Tensor and the Function plug-in API), `tape` (the record of ops and
+backward as its reverse sweep), `grads` (how gradient contributions combine), the ops
+(`ops`, `ops_elementwise`, `ops_axes`: tables of derivatives) and `gradcheck`; `creation`
+and `functional` build on it. Layers, optimizers and the char-RNN are plain users of it.
 """
 
 from tinygrad_rnn import ops_axes, ops_elementwise

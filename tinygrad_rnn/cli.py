@@ -22,16 +22,17 @@ closed stdout) is `guard.py`; README "Nothing lost" says what a user gets.
 from __future__ import annotations
 
 import argparse
-import importlib
-import math
+import importlib.util
 import os
 import signal
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn, Optional, Sequence
 
 from tinygrad_rnn import checkpoint as ckpt_io
 from tinygrad_rnn import evaluate, export, gradflow, runlog
+from tinygrad_rnn.argtypes import nonnegative_float, nonnegative_int, positive_float, positive_int
 from tinygrad_rnn.checkpoint import CheckpointError
 from tinygrad_rnn.data import DataError, read_text
 from tinygrad_rnn.guard import (
@@ -42,6 +43,7 @@ from tinygrad_rnn.guard import (
     replace_unprintable,
     same_file,
     say,
+    silence_stdout,
 )
 from tinygrad_rnn.layers import CELLS
 from tinygrad_rnn.reports import run_gradcheck, run_stack_gradcheck
@@ -61,51 +63,13 @@ from tinygrad_rnn.train import (
 
 PROG = "tinygrad-rnn"
 RECITAL_CHARS = 200  # the seed's final generation
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the harness, in a source checkout
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # a source checkout's harness
 
 
 # --- argument parsing ------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, no usage block
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _int(text: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = least - 1
-    if value < least:
-        want = "a positive integer" if least == 1 else "an integer >= 0"
-        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _int(text, least=1)
-
-
-def _nonnegative_int(text: str) -> int:
-    return _int(text, least=0)
-
-
-def _float(text: str, positive: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        want = "a positive number" if positive else "a number >= 0"
-        raise argparse.ArgumentTypeError(f"must be {want}, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _float(text, positive=True)
-
-
-def _nonnegative_float(text: str) -> float:
-    return _float(text, positive=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,28 +105,28 @@ def _add_train(sub: Any) -> None:
         "state and random generator continue from the checkpoint.",
     )
     t.add_argument("--text", metavar="PATH", help="a UTF-8 text file (default: the built-in verse x100)")
-    t.add_argument("--steps", type=_positive_int, default=10000, help="steps of this run (default 10000)")
-    t.add_argument("--hidden", type=_positive_int, help="hidden size (default 64)")
+    t.add_argument("--steps", type=positive_int, default=10000, help="steps of this run (default 10000)")
+    t.add_argument("--hidden", type=positive_int, help="hidden size (default 64)")
     t.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default rnn, the seed's)")
-    t.add_argument("--layers", type=_positive_int, help="recurrent layers stacked (default 1)")
-    t.add_argument("--seq-len", type=_positive_int, help="characters per chunk, T (default 25)")
-    t.add_argument("--batch", type=_positive_int, help="parallel streams through the text, B (default 1)")
+    t.add_argument("--layers", type=positive_int, help="recurrent layers stacked (default 1)")
+    t.add_argument("--seq-len", type=positive_int, help="characters per chunk, T (default 25)")
+    t.add_argument("--batch", type=positive_int, help="parallel streams through the text, B (default 1)")
     t.add_argument("--optim", choices=tuple(OPTIMIZERS), help="optimizer (default adagrad)")
     t.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         help="learning rate (default: adagrad 0.1, sgd 0.01, adam 0.003, rmsprop 0.002)",
     )
     t.add_argument(
-        "--clip", type=_nonnegative_float, help="clip gradient values to [-c, c]; 0: off (default 5)"
+        "--clip", type=nonnegative_float, help="clip gradient values to [-c, c]; 0: off (default 5)"
     )
-    t.add_argument("--seed", type=_nonnegative_int, help="seed of the random generator (default 0)")
+    t.add_argument("--seed", type=nonnegative_int, help="seed of the random generator (default 0)")
     t.add_argument(
-        "--sample-every", type=_nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
+        "--sample-every", type=nonnegative_int, default=1000, help="print a sample every N steps; 0: never"
     )
     t.add_argument(
         "--save-every",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=1000,
         help="write the checkpoint every N steps (default 1000), and at the end or on Ctrl-C / SIGTERM; "
         "0: only then",
@@ -186,27 +150,32 @@ def _add_train(sub: Any) -> None:
 
 def _add_sample(sub: Any) -> None:
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("--model", metavar="PATH", required=True, help="a .npz checkpoint or .safetensors file")
+    s.add_argument(
+        "--model",
+        metavar="PATH",
+        default=DEFAULT_OUT,
+        help=f"a .npz checkpoint or .safetensors file (default {DEFAULT_OUT}, what train writes)",
+    )
     s.add_argument("--prime", help="text to start from (default: the training text's first character)")
-    s.add_argument("-n", type=_nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
+    s.add_argument("-n", type=nonnegative_int, default=RECITAL_CHARS, help="characters to generate")
     s.add_argument("--prime-file", metavar="PATH", help="start from this file's text instead of --prime")
-    s.add_argument("--temperature", type=_nonnegative_float, default=1.0, help="0: most likely; 1: as is")
-    s.add_argument("--top-k", type=_positive_int, help="draw among the K most likely characters only")
-    s.add_argument("--seed", type=_nonnegative_int, default=0, help="random generator seed (default 0)")
+    s.add_argument("--temperature", type=nonnegative_float, default=1.0, help="0: most likely; 1: as is")
+    s.add_argument("--top-k", type=positive_int, help="draw among the K most likely characters only")
+    s.add_argument("--seed", type=nonnegative_int, default=0, help="random generator seed (default 0)")
     s.set_defaults(run=cmd_sample)
 
 
 def _add_gradcheck(sub: Any) -> None:
     g = sub.add_parser("gradcheck", help="compare autograd, reference BPTT, fused op and finite differences")
-    g.add_argument("--hidden", type=_positive_int, default=16, help="hidden size (default 16)")
+    g.add_argument("--hidden", type=positive_int, default=16, help="hidden size (default 16)")
     g.add_argument(
         "--cell", choices=tuple(CELLS), default="rnn", help="rnn (default: all four paths), lstm or gru"
     )
-    g.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers stacked (default 1)")
-    g.add_argument("--seq-len", type=_positive_int, default=10, help="sequence length (default 10)")
-    g.add_argument("--batch", type=_positive_int, default=2, help="batch size (default 2)")
+    g.add_argument("--layers", type=positive_int, default=1, help="recurrent layers stacked (default 1)")
+    g.add_argument("--seq-len", type=positive_int, default=10, help="sequence length (default 10)")
+    g.add_argument("--batch", type=positive_int, default=2, help="batch size (default 2)")
     g.add_argument(
-        "--seed", type=_nonnegative_int, default=0, help="seed for the weights and data (default 0)"
+        "--seed", type=nonnegative_int, default=0, help="seed for the weights and data (default 0)"
     )
     g.set_defaults(run=cmd_gradcheck)
 
@@ -221,7 +190,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.bench_argv = rest
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the exit's final flush
         return code
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        silence_stdout()
+        return 0
     except (UsageError, ConfigError, DataError, CheckpointError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -331,18 +304,34 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # --- bench -----------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
-    """The harness of benchmarks/ next to the package (a source checkout), imported only now."""
-    if not (BENCHMARKS / "harness.py").is_file():
+    """The harness of benchmarks/ in the source checkout the package sits in, loaded only now."""
+    if not (BENCHMARKS.parent / "pyproject.toml").is_file() or not (BENCHMARKS / "harness.py").is_file():
         raise UsageError(
             "the benchmark harness is not installed with the package; "
             "run `python benchmarks/bench_rnn.py` from a source checkout"
         )
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    harness = importlib.import_module("harness")
+    _load_benchmark("contenders", shared=True)  # harness.py's `from contenders import ...`
+    harness = _load_benchmark("harness")
     parser = _Parser(
         prog=f"{PROG} bench", description="Time training steps side by side (benchmarks/README.md)."
     )
     harness.add_arguments(parser)
     code: int = harness.run(parser.parse_args(args.bench_argv))
     return code
+
+
+def _load_benchmark(name: str, shared: bool = False) -> ModuleType:
+    """benchmarks/<name>.py loaded by its file path (sys.path untouched); `shared`: registered
+    in sys.modules under `name`, for the harness's import of it (reused if loaded from there)."""
+    path = BENCHMARKS / f"{name}.py"
+    loaded = sys.modules.get(name)
+    if shared and loaded is not None and Path(getattr(loaded, "__file__", "")) == path:
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot load the benchmark module {path}")
+    module = importlib.util.module_from_spec(spec)
+    if shared:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tinygrad_rnn.argtypes import positive_int
 from tinygrad_rnn.data import CharVocab, DataError, read_text
 from tinygrad_rnn.layers import CharRNN
 from tinygrad_rnn.tape import no_grad
@@ -128,7 +129,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", metavar="PATH", required=True, help="a UTF-8 text file to evaluate on")
     p.add_argument(
         "--batch",
-        type=int,
+        type=positive_int,
         default=1,
         help="read the text as B contiguous streams: faster, an approximation (default 1: exact)",
     )

@@ -31,11 +31,12 @@ from typing import IO, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_rnn.data import CharBatches, CharVocab, DataError, default_text, read_text
+from tinygrad_rnn.argtypes import nonnegative_int, plot_path, positive_int
+from tinygrad_rnn.data import CharVocab, DataError, default_text, read_text
 from tinygrad_rnn.layers import CELLS, CharRNN
 from tinygrad_rnn.ops import softmax_cross_entropy
-from tinygrad_rnn.optim import Adagrad, clip_grad_value_
 from tinygrad_rnn.tape import Tape, no_grad
+from tinygrad_rnn.train import TrainConfig, Trainer
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 DISTANCES = (0, 1, 2, 5, 10, 15, 20, 24)  # the rows `format_table` shows by default
@@ -131,24 +132,9 @@ class GradflowTable:
         return [p for p in PHASES if any(k[1] == p for k in self.norms)]
 
 
-def train_notebook(
-    model: CharRNN, ids: np.ndarray, steps: int, seq_len: int, lr: float = 0.1, clip: float = 5.0
-) -> float:
-    """Train in place as the notebook does (batch 1, hidden state carried, gradient values
-    clipped to [-clip, clip], Adagrad); the mean loss per character of the last 100 steps."""
-    params = model.parameters()
-    opt = Adagrad(params, lr=lr)
-    batches = CharBatches(ids, seq_len)
-    state: Any = None
-    losses: list[float] = []
-    for _ in range(steps):
-        chunk = batches.next()
-        loss, state = model.loss(chunk.inputs, chunk.targets, None if chunk.reset else state)
-        loss.backward()
-        clip_grad_value_(params, clip)
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item() / seq_len)
+def _train(trainer: Trainer, steps: int) -> float:
+    """`steps` of `trainer`; the mean loss per character of the last 100 (nan for none)."""
+    losses = [trainer.step() / trainer.config.seq_len for _ in range(steps)]
     return float(np.mean(losses[-100:])) if losses else float("nan")
 
 
@@ -167,20 +153,24 @@ def gradflow_experiment(
     """Each cell on the same text (default: the built-in verse x100), hidden size and seed:
     `gradient_through_time` over `chunks` chunks spread over the text (each: `warmup`
     characters to make the starting state, then seq_len + 1), at initialisation and
-    (train_steps > 0) after `train_notebook` (Adagrad lr 0.1, clip 5)."""
+    (train_steps > 0) after training as the notebook (`Trainer`: batch 1, the state carried,
+    Adagrad lr 0.1, gradient values clipped to [-5, 5], notebook init, unfused)."""
     text = default_text() if text is None else text
     ids = CharVocab.from_text(text).encode(text)
-    vocab = int(ids.max()) + 1
     sample = text_chunks(ids, warmup + seq_len + 1, chunks)
     table = GradflowTable(hidden, seq_len, chunks, train_steps, warmup)
     for cell in cells:
-        model = CharRNN(vocab, hidden, cell=cell, dtype=dtype, rng=seed)
-        table.norms[cell, "init"] = gradient_through_time(model, sample, warmup)
+        config = TrainConfig(
+            hidden=hidden, cell=cell, seq_len=seq_len, seed=seed, dtype=np.dtype(dtype).name,
+            fused=False, init="notebook", lr=0.1, clip=5.0, optim="adagrad",
+        )  # fmt: skip
+        trainer = Trainer(config, text)
+        table.norms[cell, "init"] = gradient_through_time(trainer.model, sample, warmup)
         if train_steps > 0:
             if log:
                 log(f"training {cell}: {train_steps} steps")
-            table.losses[cell] = train_notebook(model, ids, train_steps, seq_len)
-            table.norms[cell, "trained"] = gradient_through_time(model, sample, warmup)
+            table.losses[cell] = _train(trainer, train_steps)
+            table.norms[cell, "trained"] = gradient_through_time(trainer.model, sample, warmup)
     return table
 
 
@@ -245,20 +235,6 @@ DESCRIPTION = (
     "at initialisation and after training (Adagrad lr 0.1, clip 5, as the notebook); print "
     "the table and, with --plot, draw the curves on a log scale."
 )
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def _int_at_least(least: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = least - 1
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {least}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _cells(text: str) -> list[str]:
@@ -268,45 +244,28 @@ def _cells(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _plot_path(text: str) -> str:
-    """The picture's path, checked before any work: a known suffix, an existing directory, matplotlib."""
-    if Path(text).suffix.lower() not in PLOT_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"must end in {', '.join(PLOT_SUFFIXES)}, got {text!r}")
-    directory = Path(text).resolve().parent
-    if not directory.is_dir() or Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {directory} is not a directory")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise argparse.ArgumentTypeError(
-            f"needs matplotlib, which is not installed: {INSTALL_HINT}"
-        ) from None
-    return text
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `tinygrad-rnn gradflow`; `run` takes the parsed namespace."""
-    positive, nonnegative = _int_at_least(1), _int_at_least(0)
     p.add_argument("--cells", type=_cells, default=list(CELLS), help="comma-separated (default rnn,lstm,gru)")
-    p.add_argument("--hidden", type=positive, default=64, help="hidden size of every cell (default 64)")
-    p.add_argument("--seq-len", type=positive, default=25, help="steps T back from the loss (default 25)")
-    p.add_argument("--chunks", type=positive, default=20, help="chunks of the text averaged (default 20)")
+    p.add_argument("--hidden", type=positive_int, default=64, help="hidden size of every cell (default 64)")
+    p.add_argument("--seq-len", type=positive_int, default=25, help="steps T back from the loss (default 25)")
+    p.add_argument("--chunks", type=positive_int, default=20, help="chunks of the text averaged (default 20)")
     p.add_argument(
         "--train-steps",
-        type=nonnegative,
+        type=nonnegative_int,
         default=300,
         help="training steps after the first measure; 0: none (default 300)",
     )
     p.add_argument(
         "--warmup",
-        type=nonnegative,
+        type=nonnegative_int,
         default=25,
         help="characters read first to make each chunk's state (default 25)",
     )
-    p.add_argument("--seed", type=nonnegative, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the initial weights (default 0)")
     p.add_argument("--text", metavar="PATH", help="a UTF-8 text file (default: the built-in verse x100)")
     p.add_argument(
-        "--plot", metavar="PATH", type=_plot_path, help="draw the curves to PATH (.png, .svg, .pdf)"
+        "--plot", metavar="PATH", type=plot_path, help="draw the curves to PATH (.png, .svg, .pdf, ...)"
     )
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float64", help="float64 (default) or float32")
 

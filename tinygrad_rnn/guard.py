@@ -7,7 +7,8 @@
     say("a line")                         # a closed stdout (`train | head`) silences printing only
 
 The path rules: --text, --out, --log, --plot and the resumed checkpoint (unless it is also the
-output) must name different files, through links too; the output must be a regular file or
+output) must name different files, through links too; --log and --plot never name an existing
+.npz/.safetensors file or checkpoint; the output must be a regular file or
 not exist yet (a symlink is followed: the file it points to is replaced); empty paths are
 errors. Each broken rule is a UsageError: one line, exit code 2, nothing written.
 """
@@ -108,16 +109,28 @@ def check_train_paths(args: argparse.Namespace) -> str:
                 raise UsageError(f"{flag_a} {a} and {flag_b} {b} are the same file")
     check_writable(real, "checkpoint", shown=out)
     if args.log:
+        check_not_checkpoint(args.log, "--log")
         check_writable(args.log, "log")
     if args.plot:
+        check_not_checkpoint(args.plot, "--plot")
         check_writable(args.plot, "plot")
         check_plot_format(args.plot)
     return real
 
 
-def check_plot_format(path: str) -> None:
-    """UsageError unless matplotlib is installed and can write `path`'s extension (none: PNG)."""
+def check_not_checkpoint(path: str, flag: str) -> None:
+    """UsageError if `path` names an existing checkpoint or weights file (.npz, .safetensors, or
+    anything `held_step` reads), which a log or plot would overwrite."""
+    ext = os.path.splitext(path)[1].lower()
+    if os.path.isfile(path) and (ext in (".npz", ".safetensors") or held_step(path) is not None):
+        raise UsageError(f"{flag} {path} is an existing checkpoint or weights file; refusing to overwrite it")
+
+
+def check_plot_format(path: str, shown: str = "--plot ") -> None:
+    """UsageError unless matplotlib is installed and can write `path`'s extension (none: PNG);
+    a bad extension's message starts with `shown` + path."""
     try:
+        import matplotlib  # noqa: F401  (first: a submodule already imported would not fail)
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError(
@@ -126,7 +139,7 @@ def check_plot_format(path: str) -> None:
     ext = os.path.splitext(path)[1][1:].lower()
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext and ext not in formats:
-        raise UsageError(f"--plot {path}: unsupported format {ext!r} (one of {', '.join(sorted(formats))})")
+        raise UsageError(f"{shown}{path}: unsupported format {ext!r} (one of {', '.join(sorted(formats))})")
 
 
 def held_step(path: str) -> Optional[int]:
@@ -277,13 +290,19 @@ def say(text: str, write: Callable[[str], Any] = print) -> None:
         write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())  # the exit's final flush goes there too
-        except (OSError, ValueError, AttributeError):
-            sys.stdout = open(os.devnull, "w")
-        finally:
-            os.close(devnull)
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device once it is a closed pipe (`... | head`), as Python's docs
+    recommend for SIGPIPE: later prints and the exit's final flush then go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())  # the exit's final flush goes there too
+    except (OSError, ValueError, AttributeError):
+        sys.stdout = open(os.devnull, "w")
+    finally:
+        os.close(devnull)
 
 
 def replace_unprintable() -> None:

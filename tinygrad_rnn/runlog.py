@@ -15,6 +15,7 @@ import math
 import os
 from typing import Any, Optional
 
+from tinygrad_rnn.argtypes import nonnegative_int
 from tinygrad_rnn.evaluate import Evaluation
 from tinygrad_rnn.train import INITS, SCHEDULES, Trainer
 
@@ -31,16 +32,6 @@ LOG_COLUMNS = [
 Row = tuple[int, float, float, Optional[float]]  # step, nats/char, smoothed nats/char, validation
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
 def add_arguments(t: argparse.ArgumentParser) -> None:
     """`train`'s options for held-out validation, dropout, initialisation and the lr schedule."""
     t.add_argument(
@@ -52,7 +43,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--eval-every",
-        type=_count,
+        type=nonnegative_int,
         metavar="N",
         help="validation loss every N steps (default: with each sample) and at the end; 0: at the end only",
     )
