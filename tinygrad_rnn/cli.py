@@ -310,7 +310,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "the benchmark harness is not installed with the package; "
             "run `python benchmarks/bench_rnn.py` from a source checkout"
         )
-    _load_benchmark("contenders", shared=True)  # harness.py's `from contenders import ...`
+    for name in ("contenders", "peers"):  # harness.py's `from contenders import ...` (and peers)
+        _load_benchmark(name, shared=True)
     harness = _load_benchmark("harness")
     parser = _Parser(
         prog=f"{PROG} bench", description="Time training steps side by side (benchmarks/README.md)."
