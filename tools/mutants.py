@@ -176,9 +176,9 @@ MUTANTS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
 
 
 def copy_repo(dest: Path, tests: Path) -> None:
-    """The package, its tests and what they read (README, examples, benchmarks, CI script)."""
+    """The package, its tests and what they read (README, docs, examples, benchmarks, tools, CI)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
-    for name in (PACKAGE, "examples", "benchmarks", ".ci"):
+    for name in (PACKAGE, "docs", "examples", "benchmarks", "tools", ".ci"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for name in ("README.md", "pyproject.toml"):
