@@ -339,6 +339,8 @@ CLOSED_PIPE = [
 def test_a_closed_stdout_ends_quietly_with_exit_0(files, args) -> None:
     """`tinygrad-rnn ... | head -1`: the reader is gone before the first write (a pipe whose read
     end is closed), so every write fails with EPIPE; no error line, exit code 0."""
+    if args[0] == "export":
+        pytest.importorskip("safetensors")  # an optional extra: without it export is exit 2
     read, write = os.pipe()
     os.close(read)
     try:
