@@ -27,7 +27,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import IO, Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -174,23 +174,29 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save(path: PathLike, ckpt: Checkpoint) -> None:
-    """Write `ckpt` to `path` atomically: temp file in the same directory, fsync, os.replace.
+    """Write `ckpt` to `path` atomically (see `write_atomically`)."""
+    arrays = _archive(ckpt)
+    write_atomically(os.fspath(path), lambda f: _write_npz(f, arrays))
+
+
+def write_atomically(path: str, write: Callable[[IO[bytes]], object], mode: Optional[int] = None) -> None:
+    """`write(f)` into a temporary file in `path`'s directory, fsync it, `os.replace` it onto
+    `path`, fsync the directory: a crash never leaves half a file. `mode`: the new file's
+    permissions (default the usual 0o666 less the umask; mkstemp's own are 0600).
 
     On any failure (including KeyboardInterrupt) the temp file is removed and a previous
-    file at `path` is left as it was.
+    file at `path` is left as it was. Checkpoints, exported weights and the CSV log use it.
     """
-    arrays = _archive(ckpt)
-    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~umask if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

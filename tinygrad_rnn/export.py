@@ -28,10 +28,8 @@ is a `WeightsFileError`, one line (exit 2 on the command line).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -94,22 +92,10 @@ def save(path: str, model: CharRNN, vocab: CharVocab, config: Optional[dict[str,
     st = _safetensors()
     tensors = {k: np.ascontiguousarray(v) for k, v in torch_state_dict(model).items()}
     data = st.numpy.save(tensors, metadata=metadata(model, vocab, config))
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        ckpt_io.write_atomically(path, lambda f: f.write(data))
     except OSError as e:
         raise WeightsFileError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --- read ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from tinygrad_rnn.checkpoint import write_atomically
 from tinygrad_rnn.train import DEFAULT_OUT
 
 META_LIMIT = 1 << 20  # bytes of a checkpoint's meta record read to show the step it holds
@@ -170,16 +172,10 @@ def trim_log(path: str, step: int) -> int:
     kept = [rows[0]] + [r for r in rows[1:] if not (r and r[0].isdigit() and int(r[0]) >= step)]
     if len(kept) == len(rows):
         return 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".tmp", dir=os.path.dirname(real))
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(kept)
-        os.chmod(tmp, stat.S_IMODE(os.stat(real).st_mode))
-        os.replace(tmp, real)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(kept)
+    data = text.getvalue().encode("utf-8")
+    write_atomically(real, lambda f: f.write(data), mode=stat.S_IMODE(os.stat(real).st_mode))
     return len(rows) - len(kept)
 
 
