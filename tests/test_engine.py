@@ -521,6 +521,25 @@ def test_slicing_a_sequence_step_by_step_scatters_into_one_buffer() -> None:
     assert gradcheck(lambda a, b: (a[0] + a[1] @ b + a[1][[0, 0]]).tanh(), [leaf(2, 2, 3), w])
 
 
+@pytest.mark.parametrize(
+    "rows", [5, 300]
+)  # the two ways rows are scattered: a one-hot matmul, sort + reduceat
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_picked_by_an_integer_array_get_every_pick_like_add_at(rows: int, dtype: type) -> None:
+    """An embedding's lookup: ids of any shape, repeated and negative, pick rows (1-D too)."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(-rows, rows, size=(7, 4))
+    for shape in [(rows, 3, 2), (rows,)]:
+        table = leaf(*shape, seed=2, dtype=dtype)
+        upstream = rng.standard_normal(ids.shape + shape[1:]).astype(dtype)
+        (table[ids] * upstream).sum().backward()
+        want = np.zeros(shape, dtype)
+        np.add.at(want, ids, upstream)
+        assert table.grad is not None and table.grad.dtype == dtype
+        np.testing.assert_allclose(table.grad, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+        assert np.count_nonzero(table.grad.reshape(rows, -1).any(axis=1)) == len(np.unique(ids % rows))
+
+
 def test_numerical_gradient_is_central_differences_and_restores_the_array() -> None:
     x = np.array([[0.5, -1.0], [2.0, 0.1]])
     before = x.copy()

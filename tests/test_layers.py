@@ -152,6 +152,36 @@ def test_fused_charrnn_equals_unfused(batch: int, steps: int) -> None:
         np.testing.assert_allclose(gb[n], ga[n], rtol=1e-10, atol=1e-12, err_msg=n)
 
 
+@pytest.mark.parametrize("cell,layers,fused", [("lstm", 1, True), ("gru", 2, False), ("rnn", 2, True)])
+@pytest.mark.parametrize("steps,vocab", [(7, 5), (2, 40)])  # fewer rows than T*B, and more
+def test_charrnn_stack_reads_the_embedding_like_rnn_of_the_looked_up_rows(
+    cell: str, layers: int, fused: bool, steps: int, vocab: int
+) -> None:
+    """A stack's first layer may project the embedding's rows and look them up after: the
+    same loss, state and gradients as `RNN` applied to embed.weight[ids]."""
+    rng = np.random.default_rng(steps)
+    model = CharRNN(vocab, 4, fused, cell=cell, num_layers=layers, rng=0)
+    for p in model.parameters():
+        p.data = rng.standard_normal(p.shape)
+    ids, targets = rng.integers(0, vocab, (steps, 3)), rng.integers(0, vocab, (steps, 3))
+    loss, h = model.loss(ids, targets)
+    loss.backward()
+    got = grads(model)
+    model.zero_grad()
+    out, h_by_hand = model.rnn(model.embed.weight[ids])
+    logits = model.head(out)
+    want = -logits.log_softmax(axis=-1).numpy()[np.arange(steps)[:, None], np.arange(3), targets].sum() / 3
+    picked = Tensor(np.eye(vocab)[targets])  # the same loss through the ops, for the gradients
+    (-(logits.log_softmax(axis=-1) * picked).sum() / 3).backward()
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    for part, part_by_hand in zip(
+        h if isinstance(h, tuple) else (h,), h_by_hand if isinstance(h, tuple) else (h_by_hand,)
+    ):
+        np.testing.assert_allclose(part.data, part_by_hand.data, rtol=1e-12, atol=1e-14)
+    for n, g in grads(model).items():
+        np.testing.assert_allclose(got[n], g, rtol=1e-10, atol=1e-12, err_msg=n)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("steps", [1, 7])
 def test_fused_rnn_equals_unfused(batch: int, steps: int) -> None:

@@ -7,8 +7,9 @@ import pytest
 
 from tinygrad_rnn import Tape, Tensor, gradcheck
 from tinygrad_rnn.fused import CharRNNLoss, RNNRecurrence
+from tinygrad_rnn.grads import scatter_add_rows
 from tinygrad_rnn.layers import CharRNN
-from tinygrad_rnn.reference import bptt, scatter_add_rows
+from tinygrad_rnn.reference import bptt
 
 H, V, T = 10, 7, 12
 

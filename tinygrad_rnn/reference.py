@@ -14,7 +14,8 @@ layout (rows are examples, weights are (out, in) like PyTorch):
 
 One hidden-state buffer holds every step; the output layer and its softmax run once over
 all steps; the weight gradients are single matmuls after the backward loop. The engine's
-fused ops (`tinygrad_rnn.fused`) call these functions.
+fused ops (`tinygrad_rnn.fused`) call these functions. Its two scatter helpers are the
+engine's too, and live with the gradient forms (`tinygrad_rnn.grads`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+
+from tinygrad_rnn.grads import flat_positions, scatter_add_rows
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -109,34 +112,6 @@ def rnn_backward(
     return dhraw, dhnext, dweight_hh
 
 
-def scatter_add_rows(ids: np.ndarray, rows: np.ndarray, num: int) -> np.ndarray:
-    """out (num, H) with out[i] = the sum of rows[j] (N, H) over every j with ids[j] == i.
-
-    The embedding's backward (a row used twice gets both gradients). For a small `num` (a
-    character set) it is one matmul, onehot(ids).T @ rows: BLAS beats any scatter there (2.4x
-    at num 65, 2048 rows of 256; 1.5x at num 128, even at 256). Otherwise sorting the ids once
-    and summing each run with reduceat beats np.add.at (up to 5x) from a few dozen rows on.
-    """
-    if num <= 128:
-        onehot = np.zeros((ids.size, num), rows.dtype)
-        onehot.ravel()[_flat_targets(ids, num)] = 1
-        return onehot.T.dot(rows)
-    order = ids.argsort(kind="stable")
-    sorted_ids = ids[order]
-    run_start = np.empty(sorted_ids.shape, bool)  # True where an id's run begins
-    run_start[:1] = True
-    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=run_start[1:])
-    starts = run_start.nonzero()[0]
-    out = np.zeros((num, rows.shape[1]), rows.dtype)
-    out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return out
-
-
-def _flat_targets(targets: np.ndarray, vocab: int) -> np.ndarray:
-    """Positions of the targets (T, B) in a flat (T*B, V) array: cheaper than a 2-D fancy index."""
-    return np.arange(targets.size) * vocab + targets.ravel()
-
-
 def charrnn_forward(
     embed: np.ndarray,
     weight_hh: np.ndarray,
@@ -158,7 +133,7 @@ def charrnn_forward(
     logits = hs[1:].reshape(-1, hidden).dot(head_weight.T)  # every step's output layer at once
     logits += head_bias
     logits -= logits.max(axis=1, keepdims=True)  # log-sum-exp, shifted
-    picked = logits.ravel()[_flat_targets(targets, logits.shape[1])].sum()
+    picked = logits.ravel()[flat_positions(targets, logits.shape[1])].sum()
     p = np.exp(logits, out=logits)
     total = p.sum(axis=1)
     loss = float(np.log(total).sum() - picked) / inputs.shape[1]
@@ -185,7 +160,7 @@ def charrnn_backward(
     hidden, vocab = hs.shape[-1], head_weight.shape[0]
     scale = scale / batch  # the loss is averaged over the batch
     dy = p * scale
-    dy.ravel()[_flat_targets(targets, vocab)] -= scale  # the seed's dy = p - onehot(target)
+    dy.ravel()[flat_positions(targets, vocab)] -= scale  # the seed's dy = p - onehot(target)
     h_all = hs[1:].reshape(-1, hidden)
     dhead_weight = dy.T.dot(h_all)
     dhead_bias = dy.sum(axis=0)

@@ -492,11 +492,14 @@ class RNN(Module):
         k, reverse = divmod(i, self.num_directions)
         return f"_l{k}" + ("_reverse" if reverse else "")
 
-    def _layers(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """x (T, B, I) through every layer and direction -> out (T, B, D*H), the last state."""
+    def _layers(self, x: Tensor, state: Any, ids: Optional[np.ndarray] = None) -> tuple[Tensor, Any]:
+        """x (T, B, I) through every layer and direction -> out (T, B, D*H), the last state.
+
+        With ids int (T, B), x is a table (N, I) and the first layer's inputs are x[ids].
+        """
         n, dirs = self.num_layers * self.num_directions, self.num_directions
         if n == 1:
-            return self._run(0, x, state)
+            return self._run(0, x, state, ids)
         firsts = [_from_parts([p[i] for p in _parts(state)]) for i in range(n)]  # h0[i] (and c0[i])
         lasts = []
         for k in range(self.num_layers):
@@ -504,15 +507,24 @@ class RNN(Module):
                 x = self.drop(x)  # the identity in eval mode
             outs = []
             for i in range(k * dirs, (k + 1) * dirs):
-                out, last = self._run(i, x, firsts[i])
+                out, last = self._run(i, x, firsts[i], ids if k == 0 else None)
                 outs.append(out)
                 lasts.append(_parts(last))
             x = outs[0] if dirs == 1 else concat(outs, axis=2)
         return x, _from_parts([stack(list(p)) for p in zip(*lasts)])
 
-    def _run(self, i: int, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """Layer i // D in direction i % D over x (T, B, in) -> its outputs (T, B, H), last state."""
+    def _run(self, i: int, x: Tensor, state: Any, ids: Optional[np.ndarray] = None) -> tuple[Tensor, Any]:
+        """Layer i // D in direction i % D over x (T, B, in) -> its outputs (T, B, H), last state.
+
+        With ids int (T, B), the inputs are the rows x[ids] of a table x (N, in). When the
+        table has fewer rows than the sequence (a character set), its rows are projected
+        first and then looked up: (x @ W.T)[ids] is x[ids] @ W.T with N rows of work, not T*B.
+        """
         w_ih, w_hh, b_ih, b_hh = _weights(self, self.cell_class, self._suffix(i))
         reverse = i % self.num_directions == 1
         b_in, b_hh = self.cell_class.input_bias(b_ih, b_hh)
-        return _recurrence(self.cell_class, _linear(x, w_ih, b_in), state, w_hh, b_hh, self.fused, reverse)
+        if ids is None or x.shape[0] >= ids.size:
+            xw = _linear(x if ids is None else x[ids], w_ih, b_in)
+        else:
+            xw = _linear(x, w_ih, b_in)[ids]
+        return _recurrence(self.cell_class, xw, state, w_hh, b_hh, self.fused, reverse)

@@ -53,9 +53,9 @@ class _SeedBody:
         m.bias_h = Parameter(np.zeros(m.hidden_size, dtype))
 
     @staticmethod
-    def hidden(m: CharRNN, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """x = embed[ids] (T, B, H) -> hidden states (T, B, H), last state."""
-        return _recurrence(RNNCell, x + m.bias_h, state, m.weight_hh, None, m.fused)
+    def hidden(m: CharRNN, ids: np.ndarray, state: Any) -> tuple[Tensor, Any]:
+        """ids int (T, B) -> hidden states (T, B, H), last state."""
+        return _recurrence(RNNCell, m.embed.weight[ids] + m.bias_h, state, m.weight_hh, None, m.fused)
 
 
 class _StackBody:
@@ -70,8 +70,10 @@ class _StackBody:
         m.rnn = RNN(h, h, m.fused, cell=m.cell, num_layers=m.num_layers, dropout=between, dtype=dtype, rng=g)
 
     @staticmethod
-    def hidden(m: CharRNN, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        return m.rnn(x, state)
+    def hidden(m: CharRNN, ids: np.ndarray, state: Any) -> tuple[Tensor, Any]:
+        """ids int (T, B) -> the top layer's hidden states (T, B, H), last state; the first
+        layer reads embed.weight's rows through its input matrix (see `RNN._run`)."""
+        return m.rnn._layers(m.embed.weight, state, ids)
 
 
 class CharRNN(Module):
@@ -172,7 +174,7 @@ class CharRNN(Module):
         ids = class_ids(inputs, self.vocab_size, "inputs")
         if ids.ndim != 2:
             raise ValueError(f"CharRNN: inputs must be (T, B), got shape {ids.shape}")
-        return self._body.hidden(self, self.embed.weight[ids], self._h0(h0, ids.shape[1]))
+        return self._body.hidden(self, ids, self._h0(h0, ids.shape[1]))
 
     def forward(self, inputs: ArrayLike, h0: Optional[StateLike] = None) -> tuple[Tensor, Any]:
         """inputs int (T, B), h0 or None -> logits (T, B, V), last state."""
@@ -196,7 +198,7 @@ class CharRNN(Module):
         h0_t = self._h0(h0, ids.shape[1])
         if self._loss_is_one_op:
             return self._fused_loss(ids, tgt, h0_t)
-        hs, h = self._body.hidden(self, self.embed.weight[ids], h0_t)
+        hs, h = self._body.hidden(self, ids, h0_t)
         logits = self._logits(hs.reshape(-1, self.hidden_size))
         loss = softmax_cross_entropy(logits, tgt.ravel(), reduction="sum")
         batch = ids.shape[1]
