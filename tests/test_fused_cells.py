@@ -77,7 +77,7 @@ def test_reference_forwards_are_pytorchs_documented_equations(
     np.testing.assert_allclose(tanh_cs, np.tanh(cs[1:]), **TOL)
     assert gates.shape == (steps, batch, 4 * hidden) and hs.shape == cs.shape == (steps + 1, batch, hidden)
     w_ih, w_hh, b_ih, b_hh = _weights("gru", n_in, hidden, rng, scale=1.0)
-    hs, gates, hw = reference.gru_forward(x @ w_ih.T + b_ih, w_hh, b_hh, h0)
+    hs, rz, n, b_n = reference.gru_forward(x @ w_ih.T + b_ih, w_hh, b_hh, h0)
     np.testing.assert_allclose(hs[1:], _gru_as_documented(x, w_ih, w_hh, b_ih, b_hh, h0), **TOL)
     np.testing.assert_array_equal(hs[0], h0)
 

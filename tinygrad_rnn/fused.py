@@ -129,12 +129,12 @@ class GRURecurrence(Function):
         ctx: Context, xw: np.ndarray, weight_hh: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
     ) -> np.ndarray:
         _check_shapes("gru_recurrence", 3, xw, weight_hh, bias_hh=bias_hh, h0=h0)
-        hs, gates, hw = reference.gru_forward(xw, weight_hh, bias_hh, h0)
-        ctx.save_for_backward(hs, gates, hw, weight_hh)
+        hs, rz, n, b_n = reference.gru_forward(xw, weight_hh, bias_hh, h0)
+        ctx.save_for_backward(hs, rz, n, b_n, weight_hh)
         return hs[1:]
 
     @staticmethod
     def backward(ctx: Context, dout: np.ndarray) -> tuple[np.ndarray, ...]:
-        hs, gates, hw, weight_hh = ctx.saved_tensors
-        dxw, dweight_hh, dbias_hh, dh0 = reference.gru_backward(dout, hs, gates, hw, weight_hh)
+        hs, rz, n, b_n, weight_hh = ctx.saved_tensors
+        dxw, dweight_hh, dbias_hh, dh0 = reference.gru_backward(dout, hs, rz, n, b_n, weight_hh)
         return dxw, dweight_hh, dbias_hh, dh0

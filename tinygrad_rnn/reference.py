@@ -285,7 +285,7 @@ def lstm_backward(
 
 def gru_forward(
     xw: np.ndarray, weight_hh: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The GRU over a sequence: for t = 0..T-1, with b = h @ weight_hh.T + bias_hh,
 
         r = sigmoid(xw_r + b_r);  z = sigmoid(xw_z + b_z);  n = tanh(xw_n + r * b_n)
@@ -293,39 +293,40 @@ def gru_forward(
 
     xw (T, B, 3H): x @ weight_ih.T + bias_ih (bias_hh stays apart: r gates b_n);
     weight_hh (3H, H); bias_hh (3H,); h0 (B, H). Returns hs (T+1, B, H) (hs[0] = h0), the
-    activated gates r, z, n (T, B, 3H) and hw (T, B, 3H), every step's b (its r and z blocks
-    halved by the sigmoid trick; backward uses only the n block, b_n).
+    gates rz (T, B, 2H) (r, then z) and n (T, B, H), and b_n (T, B, H): what backward needs.
     """
     steps, (batch, hidden) = xw.shape[0], h0.shape
     dtype = np.result_type(xw, weight_hh, bias_hh, h0)
     hs = np.empty((steps + 1, batch, hidden), dtype)
     hs[0] = h0
     s = _gate_scale([0.5, 0.5, 1.0], hidden, dtype)  # r, z: sigmoid through tanh; n apart
-    w_t, bias = np.multiply(weight_hh.T, s, order="C"), bias_hh * s
-    xw_rz = np.multiply(xw[..., : 2 * hidden], 0.5, dtype=dtype)
-    gates, hw = np.empty((2, steps, batch, 3 * hidden), dtype)
-    rz, n = gates[..., : 2 * hidden], gates[..., 2 * hidden :]
-    r, z = gates[..., :hidden], gates[..., hidden : 2 * hidden]
-    hw_rz, hw_n = hw[..., : 2 * hidden], hw[..., 2 * hidden :]
-    per_step = zip(hs, hs[1:], hw, xw_rz, xw[..., 2 * hidden :], rz, n, r, z, hw_rz, hw_n)
-    for h_prev, h, b, x_rz, x_n, rz_t, n_t, r_t, z_t, b_rz, b_n in per_step:  # twelve calls a step
+    w_t = np.multiply(weight_hh.T, s, order="C")
+    rz = np.add(xw[..., : 2 * hidden], bias_hh[: 2 * hidden], dtype=dtype)
+    rz *= 0.5  # the scaled input share of r and z, biases in; activated in place below
+    n, b_n = np.empty((2, steps, batch, hidden), dtype)
+    x_n, bias_n = xw[..., 2 * hidden :], bias_hh[2 * hidden :]
+    b = np.empty((batch, 3 * hidden), dtype)  # one step's h @ w_t
+    # each step's r and z are one contiguous (B, 2H) block: numpy runs 2-3x faster over it
+    # than over a column block of a (B, 3H) row
+    per_step = zip(hs, hs[1:], x_n, rz, rz[..., :hidden], rz[..., hidden:], n, b_n)
+    for h_prev, h, x_n_t, rz_t, r_t, z_t, n_t, b_n_t in per_step:  # twelve calls a step
         h_prev.dot(w_t, out=b)
-        b += bias
-        np.add(x_rz, b_rz, out=rz_t)
+        rz_t += b[:, : 2 * hidden]
         np.tanh(rz_t, out=rz_t)
         rz_t *= 0.5
         rz_t += 0.5  # r, z
-        np.multiply(r_t, b_n, out=n_t)
-        n_t += x_n
+        np.add(b[:, 2 * hidden :], bias_n, out=b_n_t)
+        np.multiply(r_t, b_n_t, out=n_t)
+        n_t += x_n_t
         np.tanh(n_t, out=n_t)  # n = tanh(xw_n + r * b_n)
         np.subtract(h_prev, n_t, out=h)
         h *= z_t
         h += n_t  # h' = n + z * (h - n)
-    return hs, gates, hw
+    return hs, rz, n, b_n
 
 
 def gru_backward(
-    dhs: np.ndarray, hs: np.ndarray, gates: np.ndarray, hw: np.ndarray, weight_hh: np.ndarray
+    dhs: np.ndarray, hs: np.ndarray, rz: np.ndarray, n: np.ndarray, b_n: np.ndarray, weight_hh: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backward of `gru_forward`, given dhs (T, B, H), the loss gradient reaching hs[1:].
 
@@ -338,34 +339,33 @@ def gru_backward(
 
     Returns dxw (T, B, 3H) = (da_r, da_z, da_n), dweight_hh (3H, H), dbias_hh (3H,), dh0 (B, H).
     """
-    steps, batch, hidden = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    r, z, n = (gates[..., k * hidden : (k + 1) * hidden] for k in range(3))
+    steps, batch, hidden = n.shape
+    r, z = rz[..., :hidden], rz[..., hidden:]
     # the factors that do not depend on the gradient, for all steps before the loop
+    one_minus_z = np.subtract(1, z)
     dz_dh = np.subtract(hs[:-1], n)
     dz_dh *= z
-    dz_dh *= 1 - z  # da_z = dh * (h - n) * z (1 - z)
+    dz_dh *= one_minus_z  # da_z = dh * (h - n) * z (1 - z)
     dn_dh = np.multiply(n, n)
     np.subtract(1, dn_dh, out=dn_dh)
-    dn_dh *= 1 - z  # da_n = dh * (1 - z) * (1 - n^2)
-    by_dn = np.empty((steps, batch, 2, hidden), hs.dtype)  # da_r and db_n per unit of da_n
-    np.multiply(hw[..., 2 * hidden :], r, out=by_dn[:, :, 0])
-    by_dn[:, :, 0] *= 1 - r  # da_r = da_n * b_n * r (1 - r)
-    by_dn[:, :, 1] = r  # db_n = da_n * r
-    db = np.empty_like(gates)  # (da_r, da_z, db_n) of every step
-    db3 = db.reshape(steps, batch, 3, hidden)
-    dxw = np.empty_like(gates)  # (da_r, da_z, da_n); da_r and da_z are copied from db at the end
-    da_n = dxw.reshape(steps, batch, 3, hidden)[:, :, 2:]  # (B, 1, H) a step: broadcasts on by_dn
-    dhnext, dh = np.zeros((2, batch, hidden), hs.dtype)
-    back = zip(dhs, dz_dh, dn_dh, by_dn, db, db3, da_n, z)
-    for dh_out, dz_dh_t, dn_dh_t, by_dn_t, db_t, db3_t, da_n_t, z_t in reversed(list(back)):
+    dn_dh *= one_minus_z  # da_n = dh * (1 - z) * (1 - n^2)
+    dr_dn = np.subtract(1, r)
+    dr_dn *= r
+    dr_dn *= b_n  # da_r = da_n * b_n * r (1 - r)
+    db = np.empty((steps, batch, 3 * hidden), n.dtype)  # (da_r, da_z, db_n) of every step
+    da_n = np.empty_like(n)
+    dhnext, dh = np.zeros((2, batch, hidden), n.dtype)
+    back = zip(dhs, dz_dh, dn_dh, dr_dn, r, z, db, da_n)
+    for dh_out, dz_dh_t, dn_dh_t, dr_dn_t, r_t, z_t, db_t, da_n_t in reversed(list(back)):
         np.add(dh_out, dhnext, out=dh)  # from this step's output and from the next step
-        np.multiply(dh, dz_dh_t, out=db3_t[:, 1])  # da_z
-        np.multiply(dh, dn_dh_t, out=da_n_t[:, 0])
-        np.multiply(by_dn_t, da_n_t, out=db3_t[:, ::2])  # da_r and db_n: blocks 0 and 2 of db
+        np.multiply(dh, dn_dh_t, out=da_n_t)
+        np.multiply(da_n_t, dr_dn_t, out=db_t[:, :hidden])  # da_r
+        np.multiply(dh, dz_dh_t, out=db_t[:, hidden : 2 * hidden])  # da_z
+        np.multiply(da_n_t, r_t, out=db_t[:, 2 * hidden :])  # db_n
         db_t.dot(weight_hh, out=dhnext)
         dh *= z_t
         dhnext += dh
     db_all = db.reshape(-1, 3 * hidden)
     dweight_hh = db_all.T.dot(hs[:-1].reshape(-1, hidden))  # sum_t db h^T, one matmul
-    dxw[..., : 2 * hidden] = db[..., : 2 * hidden]
+    dxw = np.concatenate([db[..., : 2 * hidden], da_n], axis=-1)
     return dxw, dweight_hh, db_all.sum(axis=0), dhnext
