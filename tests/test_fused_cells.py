@@ -80,6 +80,12 @@ def test_reference_forwards_are_pytorchs_documented_equations(
     hs, rz, n, b_n = reference.gru_forward(x @ w_ih.T + b_ih, w_hh, b_hh, h0)
     np.testing.assert_allclose(hs[1:], _gru_as_documented(x, w_ih, w_hh, b_ih, b_hh, h0), **TOL)
     np.testing.assert_array_equal(hs[0], h0)
+    # what backward gets besides: r and z, n, and b_n = h @ W_hn.T + b_hn, of every step
+    H = hidden
+    a_rz = x @ w_ih[: 2 * H].T + b_ih[: 2 * H] + hs[:-1] @ w_hh[: 2 * H].T + b_hh[: 2 * H]
+    np.testing.assert_allclose(rz, _sigmoid(a_rz), **TOL)
+    np.testing.assert_allclose(b_n, hs[:-1] @ w_hh[2 * H :].T + b_hh[2 * H :], **TOL)
+    np.testing.assert_allclose(n, np.tanh(x @ w_ih[2 * H :].T + b_ih[2 * H :] + rz[..., :H] * b_n), **TOL)
 
 
 # --- the fused ops against the engine's unfused composition ----------------------------------
