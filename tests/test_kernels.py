@@ -161,7 +161,7 @@ def test_fused_rnn_layer_under_numba_equals_numpys() -> None:
 
 @needs_numba
 def test_numpy_runs_above_the_size_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below COMPILED_MAX_WORK the compiled loops run (the reference is not called); above, numpy's."""
+    """Up to COMPILED_MAX_STATE (B*H) the compiled loops run (the reference is not called); above, numpy's."""
     d = _problem(2, 3, 4, 3, 1, np.float64)
 
     def refuse(*args: Any) -> None:
@@ -171,7 +171,7 @@ def test_numpy_runs_above_the_size_threshold(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setattr(reference, "rnn_forward", refuse)
         h = kernels.rnn_forward(d["xh"], d["weights"][1], d["h0"])
         monkeypatch.undo()
-        monkeypatch.setattr(kernels, "COMPILED_MAX_WORK", 2 * 3 * 3 - 1)  # B*H*H is 18
+        monkeypatch.setattr(kernels, "COMPILED_MAX_STATE", 2 * 3 - 1)  # B*H is 6
         assert np.array_equal(
             kernels.rnn_forward(d["xh"], d["weights"][1], d["h0"]),
             reference.rnn_forward(d["xh"], d["weights"][1], d["h0"]),
