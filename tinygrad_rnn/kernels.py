@@ -13,9 +13,9 @@ The loops are the reference's math written element by element; they agree with i
 as float32.
 
 When it wins: where one time step's state is small, B*H at most `COMPILED_MAX_STATE` (64;
-the loss's forward and backward take 0.6-0.7x numpy's time at the seed's size, the
-measurements are next to it). Above that the numpy path runs even when numba is on: BLAS's
-matmuls beat plain loops (2.8x at the scale config B=32, H=256).
+the loss's forward and backward take 0.6x numpy's time at the seed's size; the measurements
+are next to it). Above that the numpy path runs even when numba is on: BLAS's matmuls beat
+plain loops (3x at the scale config B=32, H=256).
 
 How: `pip install "tinygrad-rnn[compiled]"`, then
 
@@ -43,15 +43,16 @@ CHOICES = ("numpy", "numba")
 _active = "numpy"
 _compiled: dict[str, Callable[..., Any]] = {}  # loop name -> numba dispatcher, filled by _compile
 
-# The loops run where B*H <= COMPILED_MAX_STATE. Their time over numpy's, one thread, T=25
-# float64 unless said, for the char-RNN loss forward+backward / rnn_forward+rnn_backward:
-#   B*H <= 64:  (1,16) 0.26/0.18, (1,32) 0.41/0.33, (1,64) 0.70/0.78 (the seed), (2,32) 0.68/0.64,
-#               (4,16) 0.63/0.56, (1,64 V=65 T=64 float32) 0.86/0.77, (2,32 V=65 T=64 float32) 1.00/0.76
-#   above:      (1,80) 0.83/0.91, (1,96) 0.89/0.97, (2,48) 0.90/0.98, (1,128) 0.97/1.09,
-#               (4,32 V=65 T=16 float32) 1.10/1.09, (2,64) 1.12/1.40, (32,256) 2.45/-,
-#               (32,256 V=65 T=64 float32: the scale config) 2.8/-
-# numpy's per-call cost is fixed, the loops' grows with B*H*H: they win at the seed's size
-# (1, 64) and below, and not by enough above to risk the unmeasured sizes.
+# The loops run where B*H <= COMPILED_MAX_STATE. Their time over numpy's, one thread, for
+# (B,H), V=22, T=25, float64 unless said: the char-RNN loss forward+backward / rnn_forward+
+# rnn_backward (timeit, best of 5 each, the median of 3 such ratios):
+#   B*H <= 64:  (1,16) 0.27/0.18, (1,32) 0.38/0.31, (1,64) 0.63/0.58 (the seed), (2,32) 0.62/0.51,
+#               (4,16) 0.64/0.49, (1,64 V=65 T=64 float32) 0.84/0.65, (2,32 V=65 T=64 float32) 0.91/0.58
+#   above:      (1,80) 0.67/0.74, (1,96) 0.83/0.88, (2,48) 0.80/0.86, (1,128) 1.01/1.07,
+#               (2,64) 1.01/1.10, (4,32 V=65 T=16 float32) 1.00/0.87,
+#               (32,256 V=65 T=64 float32: the scale config) 3.1/-
+# numpy's per-call cost is fixed, the loops' grows with B*H*H: they win clearly up to 64 and
+# are even by 128.
 COMPILED_MAX_STATE = 64
 _FASTMATH = {"reassoc", "contract"}
 
