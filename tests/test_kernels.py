@@ -114,6 +114,22 @@ def test_large_logits_stay_finite() -> None:
     assert all(np.isfinite(g).all() for g in grads)
 
 
+@needs_numba
+def test_compiled_tanh_is_numpys_to_a_few_ulp() -> None:
+    """The loops' tanh (one exp for |x| >= 1/2) against np.tanh, edges included."""
+    with kernels.using("numba"):  # compiles the loops
+        tanh = kernels._compiled["_tanh"]
+    x = np.concatenate(
+        [np.linspace(-25, 25, 4001), np.geomspace(1e-300, 30, 400), [0.5, np.nextafter(0.5, 0)]]
+    )
+    x = np.concatenate([x, -x, [np.inf, -np.inf]])
+    got = np.array([tanh(v) for v in x])
+    want = np.tanh(x)
+    assert np.all(np.abs(got - want) <= 4 * np.spacing(np.abs(want)))
+    assert np.isnan(tanh(np.nan)) and np.signbit(tanh(-0.0))
+    assert tanh(np.float32(0.75)) == pytest.approx(np.tanh(0.75), rel=1e-7)  # float32 in
+
+
 def _train(name: str, steps: int = 4) -> tuple[list[float], dict[str, np.ndarray]]:
     """`steps` training steps of the seed's setup (B=2 here) on one chunk under kernels `name`."""
     model = CharRNN(11, 16, fused=True, rng=3)
