@@ -6,6 +6,8 @@
               with B > 1 it trains one stream (compare chars/s, not ms/step)
   autograd    CharRNN(fused=False) through the engine, clip_grad_value_, Adagrad
   fused       CharRNN(fused=True), the same
+  fused numba the same with the fused loops compiled by numba (`kernels.use("numba")`, on
+              for its own steps only; skipped when numba is not importable)
   torch       nn.Embedding + nn.RNN + nn.Linear, cross-entropy, clip_grad_value_,
               torch.optim.Adagrad (skipped when torch is not importable); nn.RNN's input
               matrix is set to the identity so that it computes the same function
@@ -30,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinygrad_rnn import kernels
 from tinygrad_rnn.layers import CharRNN
 from tinygrad_rnn.optim import Adagrad, clip_grad_value_
 from tinygrad_rnn.reference import bptt
@@ -37,7 +40,7 @@ from tinygrad_rnn.reference import bptt
 CLIP = 5.0  # the seed's gradient clip
 LR = 0.1  # the seed's learning rate
 CHUNKS = 8  # distinct (inputs, targets) chunks cycled through by every contender
-CONTENDER_NAMES = ("seed loop", "autograd", "fused", "torch")
+CONTENDER_NAMES = ("seed loop", "autograd", "fused", "fused numba", "torch")
 CELL_CONTENDER_NAMES = ("lstm autograd", "lstm fused", "torch lstm", "gru autograd", "gru fused", "torch gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -145,6 +148,28 @@ class EngineStep:
         return float(loss.item())
 
 
+class NumbaStep(EngineStep):
+    """The fused step with numba's kernels; the switch is global, so each step turns it on and
+    gives the previous choice back (the other contenders run numpy's)."""
+
+    def __init__(self, model: CharRNN, chunks: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        super().__init__(model, chunks)
+        self.name = "fused numba"
+
+    def step(self) -> float:
+        with kernels.using("numba"):
+            return super().step()
+
+
+def import_numba() -> Any:
+    """The numba module, or None when it cannot be imported."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
 # --- contender 4: PyTorch ---------------------------------------------------------------------
 def import_torch() -> Any:
     """The torch module, or None when it cannot be imported."""
@@ -236,6 +261,10 @@ def make_contenders(cfg: Config, use_torch: bool = True, seed: int = 0) -> list[
         EngineStep(model, chunks),
         EngineStep(fused, chunks),
     ]
+    if import_numba() is not None:
+        compiled = CharRNN(cfg.vocab, cfg.hidden, fused=True, dtype=cfg.dtype, rng=seed)
+        compiled.load_state_dict(state)
+        out.append(NumbaStep(compiled, chunks))
     if use_torch and import_torch() is not None:
         out.append(TorchStep(state, cfg, chunks))
     return out

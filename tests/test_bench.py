@@ -7,11 +7,12 @@ import io
 import os
 import subprocess
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 
+from tinygrad_rnn import kernels
 from tinygrad_rnn.reference import bptt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,11 @@ import peers  # noqa: E402
 
 def _has_torch() -> bool:
     return contenders.import_torch() is not None
+
+
+def _numba_rows() -> list[str]:
+    """The row of the compiled kernels: present where numba is importable."""
+    return ["fused numba"] if contenders.import_numba() is not None else []
 
 
 @pytest.fixture
@@ -56,7 +62,7 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     assert harness.run(_args("--quick", "--threads", "1"), out=buf) == 0
     sections = _sections(buf.getvalue())
     has_jax, has_hips = peers.import_jax() is not None, peers.import_autograd() is not None
-    names = ["seed loop", "autograd", "fused"] + (["torch"] if _has_torch() else [])
+    names = ["seed loop", "autograd", "fused", *_numba_rows()] + (["torch"] if _has_torch() else [])
     names += (["jax"] if has_jax else []) + (["hips autograd"] if has_hips else [])
     rnn_names = names.copy()
     for cell in ("lstm", "gru"):  # each cell's rows next to PyTorch's and JAX's
@@ -75,15 +81,40 @@ def test_quick_run_prints_every_table_with_all_rows(torch_threads: None) -> None
     memory = [h for h in sections if h.startswith(("peak memory", "live memory"))]
     assert [sections[h] for h in memory] == [
         ["seed loop", "autograd", "fused", "lstm fused"],
-        ["seed loop", "autograd", "fused"],
+        ["seed loop", "autograd", "fused", *_numba_rows()],
     ]
 
 
 def test_contenders_compute_the_same_first_loss() -> None:
     cfg = contenders.CONFIGS["seed"]
     losses = contenders.first_losses(contenders.make_contenders(cfg, use_torch=_has_torch()))
-    assert set(losses) == {"seed loop", "autograd", "fused"} | ({"torch"} if _has_torch() else set())
+    rows = {"seed loop", "autograd", "fused", *_numba_rows()} | ({"torch"} if _has_torch() else set())
+    assert set(losses) == rows
     np.testing.assert_allclose(list(losses.values()), losses["seed loop"], rtol=1e-9)
+
+
+def test_fused_numba_row_turns_numba_on_for_its_own_steps_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It trains as the fused row, with numba's kernels in its steps and numpy's in the others'."""
+    pytest.importorskip("numba")
+    seen: list[str] = []
+    forward = kernels.charrnn_forward
+
+    def spy(*args: Any) -> Any:
+        seen.append(kernels.active())
+        return forward(*args)
+
+    monkeypatch.setattr(kernels, "charrnn_forward", spy)
+    rows = {c.name: c for c in contenders.make_contenders(contenders.CONFIGS["seed"], use_torch=False)}
+    compiled = [rows["fused numba"].step() for _ in range(3)]
+    assert seen == ["numba"] * 3 and kernels.active() == "numpy"
+    np.testing.assert_allclose(compiled, [rows["fused"].step() for _ in range(3)], rtol=1e-12)
+    assert seen[3:] == ["numpy"] * 3
+
+
+def test_without_numba_there_is_no_numba_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    names = [c.name for c in contenders.make_contenders(contenders.CONFIGS["seed"], use_torch=False)]
+    assert names == ["seed loop", "autograd", "fused"]
 
 
 def test_lstm_and_gru_rows_compute_pytorchs_first_loss() -> None:
@@ -123,6 +154,7 @@ def test_runner_script_runs() -> None:
         "seed loop",
         "autograd",
         "fused",
+        *_numba_rows(),
         "lstm autograd",
         "lstm fused",
         "gru autograd",
@@ -201,7 +233,7 @@ def test_cli_bench_loads_the_harness_by_path_leaving_sys_path_alone() -> None:
 
 def test_importing_the_cli_leaves_the_harness_profilers_and_torch_alone() -> None:
     code = "import sys, tinygrad_rnn.cli; print(' '.join(sorted(set(sys.argv[1:]) & set(sys.modules))))"
-    heavy = ["harness", "contenders", "cProfile", "pstats", "tracemalloc", "torch"]
+    heavy = ["harness", "contenders", "cProfile", "pstats", "tracemalloc", "torch", "numba"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code, *heavy], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

@@ -1,15 +1,16 @@
 """The reference's batched BPTT plugged into the engine as ordinary `Function`s.
 
 Each is one node on the tape however long the sequence: the whole recurrence (and, for
-`CharRNNLoss`, the output layer and the loss) runs in `reference`'s numpy loops. The
-layers use them when built with `fused=True`; tests check them against the composed ops.
+`CharRNNLoss`, the output layer and the loss) runs in `reference`'s numpy loops, or, for the
+plain RNN, in their compiled twins when `kernels.use("numba")` is on. The layers use them
+when built with `fused=True`; tests check them against the composed ops.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_rnn import reference
+from tinygrad_rnn import kernels, reference
 from tinygrad_rnn.tensor import Context, Function
 
 
@@ -24,14 +25,14 @@ class RNNRecurrence(Function):
 
     @staticmethod
     def forward(ctx: Context, xh: np.ndarray, weight_hh: np.ndarray, h0: np.ndarray) -> np.ndarray:
-        hs = reference.rnn_forward(xh, weight_hh, h0)
+        hs = kernels.rnn_forward(xh, weight_hh, h0)
         ctx.save_for_backward(hs, weight_hh)
         return hs[1:]
 
     @staticmethod
     def backward(ctx: Context, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hs, weight_hh = ctx.saved_tensors
-        dxh, dh0, dweight_hh = reference.rnn_backward(grad, hs, weight_hh)
+        dxh, dh0, dweight_hh = kernels.rnn_backward(grad, hs, weight_hh)
         return dxh, dweight_hh, dh0
 
 
@@ -58,7 +59,7 @@ class CharRNNLoss(Function):
         inputs: np.ndarray,
         targets: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        loss, hs, p = reference.charrnn_forward(
+        loss, hs, p = kernels.charrnn_forward(
             embed, weight_hh, bias_h, head_weight, head_bias, h0, inputs, targets
         )
         ctx.save_for_backward(weight_hh, head_weight, hs, p)
@@ -69,7 +70,7 @@ class CharRNNLoss(Function):
     def backward(ctx: Context, *grads: np.ndarray) -> tuple[np.ndarray, ...]:
         grad, grad_h = grads  # one per output: the loss's, h_T's
         weight_hh, head_weight, hs, p = ctx.saved_tensors
-        return reference.charrnn_backward(
+        return kernels.charrnn_backward(
             weight_hh, head_weight, ctx.inputs, ctx.targets, hs, p, scale=float(grad), dh_last=grad_h
         )
 
