@@ -159,6 +159,27 @@ def test_training_steps_under_numba_equal_numpys() -> None:
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_adagrad_step_is_numpys(dtype: Any) -> None:
+    """sum_sq += g*g in place and the step lr g / sqrt(sum_sq + eps) returned, for C-ordered
+    state (compiled), a transposed gradient, and F-ordered state (numpy's path)."""
+    rng = np.random.default_rng(6)
+    g = rng.standard_normal((5, 7)).astype(dtype)
+    for grad, order in [(g, "C"), (np.ascontiguousarray(g.T).T, "C"), (g, "F")]:
+        sums = {}
+        steps = {}
+        for name in ("numpy", "numba"):
+            sums[name] = np.array(np.abs(g), order=order)
+            with kernels.using(name):
+                steps[name] = kernels.adagrad_step(grad, sums[name], 0.1, 1e-8)
+        assert steps["numba"].dtype == dtype and steps["numba"].shape == g.shape
+        tol = F64 if dtype == np.float64 else F32
+        np.testing.assert_allclose(sums["numba"], sums["numpy"], **tol)
+        np.testing.assert_allclose(steps["numba"], steps["numpy"], **tol)
+        np.testing.assert_allclose(steps["numpy"], 0.1 * g / np.sqrt(np.abs(g) + g * g + 1e-8), rtol=1e-6)
+
+
+@needs_numba
 def test_fused_rnn_layer_under_numba_equals_numpys() -> None:
     """RNN(fused=True) runs `fused.RNNRecurrence`: the same outputs and gradients either way."""
     rng = np.random.default_rng(5)

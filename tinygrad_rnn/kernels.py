@@ -1,4 +1,4 @@
-"""Compiled kernels for the plain RNN's fused loops (optional), and the switch that picks them.
+"""Compiled kernels for the plain RNN's fused loops and Adagrad (optional), and the switch that picks them.
 
 Why: at the seed's size (B=1, H=64, T=25) a training step is a few hundred numpy calls on
 arrays of 64 numbers; each call costs about a microsecond of dispatch, more than its
@@ -10,7 +10,10 @@ signatures and results of `tinygrad_rnn.reference`'s functions of the same names
 default and the oracle the tests check against) or its loop twin below, compiled by numba.
 The loops are the reference's math written element by element; they agree with it to about
 1e-15 relative in float64 (sums in another order; the tests ask for 1e-12) and keep float32
-as float32.
+as float32. And `adagrad_step`, the seed's optimizer's update of one parameter (`optim.Adagrad`
+calls it): numpy's seven calls, or one compiled pass for any size (0.6x numpy's time for the
+seed's 64 x 64 matrix, vectorised: error_model="numpy" lets division and sqrt be, as numpy's,
+IEEE operations instead of Python's checked ones).
 
 When it wins: where one time step's state is small, B*H at most `COMPILED_MAX_STATE` (64;
 the loss's forward and backward take 0.6x numpy's time at the seed's size; the measurements
@@ -102,9 +105,9 @@ def _compile() -> None:
     for name in _LOOPS:
         loop = types.FunctionType(globals()[name].__code__, namespace, name)
         try:
-            namespace[name] = numba.njit(cache=True, fastmath=_FASTMATH)(loop)
+            namespace[name] = numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(loop)
         except RuntimeError:  # numba finds no writable cache directory: compile in every process
-            namespace[name] = numba.njit(fastmath=_FASTMATH)(loop)
+            namespace[name] = numba.njit(fastmath=_FASTMATH, error_model="numpy")(loop)
     _compiled.update((name, namespace[name]) for name in _LOOPS)
 
 
@@ -166,6 +169,22 @@ def charrnn_backward(
     scale_b = hs.dtype.type(scale / inputs.shape[1])  # the loss is averaged over the batch
     loops = _compiled["_charrnn_backward_loops"]
     return loops(weight_hh, head_weight, *_ids(inputs, targets), hs, p, scale_b, dh_last)
+
+
+def adagrad_step(grad: np.ndarray, sum_sq: np.ndarray, lr: float, eps: float) -> np.ndarray:
+    """Adagrad's step of one parameter: sum_sq += grad * grad (in place), then returns
+    lr * grad / sqrt(sum_sq + eps), the amount to subtract (grad and sum_sq of its shape).
+
+    Compiled, it is one pass instead of seven numpy calls: at the seed's size the optimizer's
+    numpy calls cost as much as the fused loss's compiled loops.
+    """
+    compiled = _active == "numba" and sum_sq.flags.c_contiguous and grad.dtype == sum_sq.dtype
+    if not compiled:
+        sum_sq += grad * grad
+        return lr * grad / np.sqrt(sum_sq + eps)
+    dtype = sum_sq.dtype.type  # lr and eps in the arrays' dtype: float32 stays float32
+    step = _compiled["_adagrad_step_loop"](grad.reshape(-1), sum_sq.reshape(-1), dtype(lr), dtype(eps))
+    return step.reshape(sum_sq.shape)
 
 
 def _one_dtype(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -330,10 +349,21 @@ def _charrnn_backward_loops(
     return dembed, dweight_hh, dbias, dhead_weight, dhead_bias, dh0
 
 
+def _adagrad_step_loop(grad: np.ndarray, sum_sq: np.ndarray, lr: Any, eps: Any) -> np.ndarray:
+    """`adagrad_step` over flat grad and sum_sq (N,): sum_sq updated in place, the step returned."""
+    step = np.empty_like(sum_sq)
+    for i in range(sum_sq.size):
+        g = grad[i]
+        sum_sq[i] += g * g
+        step[i] = lr * g / np.sqrt(sum_sq[i] + eps)
+    return step
+
+
 _LOOPS = (
     "_tanh",
     "_rnn_forward_loops",
     "_rnn_backward_loops",
     "_charrnn_forward_loops",
     "_charrnn_backward_loops",
+    "_adagrad_step_loop",
 )

@@ -284,7 +284,7 @@ def _collect(pending: dict[Any, Any], node: Node, in_grads: Any) -> None:
             shape, dtype = edge.out_shape, edge.out_dtype
         else:  # a leaf tensor
             shape, dtype = edge._data.shape, edge._data.dtype  # type: ignore[union-attr]
-        if g.__class__ is not np.ndarray or g.shape != shape or g.dtype is not dtype:
+        if g.__class__ is not np.ndarray or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
             g = grads.fit(g, shape, dtype, node, i)  # broadcast, dtype, or another form
         old = pending.get(edge)  # what came before: None, one gradient, or Contributions
         if old is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn import kernels
 from tinygrad_rnn.optim.optimizer import Group, Optimizer, Params, State, check
 from tinygrad_rnn.tensor import Tensor
 
@@ -89,9 +90,8 @@ class Adagrad(Optimizer):
         g = _l2(g, p, group)
         lr, decay = group["lr"], group["lr_decay"]
         clr = lr / (1 + (state["step"] - 1) * decay) if decay else lr  # lr / 1 is lr exactly
-        m = state["sum"]
-        m += g * g
-        p.data -= clr * g / np.sqrt(m + group["eps"])
+        # m += g g, then the step clr g / sqrt(m + eps): `kernels` runs it compiled when asked
+        p.data -= kernels.adagrad_step(g, state["sum"], clr, group["eps"])
 
 
 class Adam(Optimizer):
