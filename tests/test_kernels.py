@@ -160,23 +160,25 @@ def test_training_steps_under_numba_equal_numpys() -> None:
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_compiled_adagrad_step_is_numpys(dtype: Any) -> None:
-    """sum_sq += g*g in place and the step lr g / sqrt(sum_sq + eps) returned, for C-ordered
-    state (compiled), a transposed gradient, and F-ordered state (numpy's path)."""
+def test_compiled_adagrad_update_is_numpys(dtype: Any) -> None:
+    """sum_sq += g*g and param -= lr g / sqrt(sum_sq + eps), in place, for C-ordered arrays
+    (compiled), a transposed gradient, and F-ordered ones (numpy's path)."""
     rng = np.random.default_rng(6)
-    g = rng.standard_normal((5, 7)).astype(dtype)
+    g, p0 = rng.standard_normal((2, 5, 7)).astype(dtype)
     for grad, order in [(g, "C"), (np.ascontiguousarray(g.T).T, "C"), (g, "F")]:
-        sums = {}
-        steps = {}
+        got = {}
         for name in ("numpy", "numba"):
-            sums[name] = np.array(np.abs(g), order=order)
+            param, sums = np.array(p0, order=order), np.array(np.abs(g), order=order)
             with kernels.using(name):
-                steps[name] = kernels.adagrad_step(grad, sums[name], 0.1, 1e-8)
-        assert steps["numba"].dtype == dtype and steps["numba"].shape == g.shape
+                assert kernels.adagrad_update(param, grad, sums, 0.1, 1e-8) is param
+            got[name] = (param, sums)
+        assert got["numba"][0].dtype == dtype
         tol = F64 if dtype == np.float64 else F32
-        np.testing.assert_allclose(sums["numba"], sums["numpy"], **tol)
-        np.testing.assert_allclose(steps["numba"], steps["numpy"], **tol)
-        np.testing.assert_allclose(steps["numpy"], 0.1 * g / np.sqrt(np.abs(g) + g * g + 1e-8), rtol=1e-6)
+        for a, b in zip(got["numba"], got["numpy"]):
+            np.testing.assert_allclose(a, b, **tol)
+        np.testing.assert_allclose(
+            got["numpy"][0], p0 - 0.1 * g / np.sqrt(np.abs(g) + g * g + 1e-8), rtol=1e-6
+        )
 
 
 @needs_numba

@@ -10,7 +10,7 @@ signatures and results of `tinygrad_rnn.reference`'s functions of the same names
 default and the oracle the tests check against) or its loop twin below, compiled by numba.
 The loops are the reference's math written element by element; they agree with it to about
 1e-15 relative in float64 (sums in another order; the tests ask for 1e-12) and keep float32
-as float32. And `adagrad_step`, the seed's optimizer's update of one parameter (`optim.Adagrad`
+as float32. And `adagrad_update`, the seed's optimizer's update of one parameter (`optim.Adagrad`
 calls it): numpy's seven calls, or one compiled pass for any size (0.6x numpy's time for the
 seed's 64 x 64 matrix, vectorised: error_model="numpy" lets division and sqrt be, as numpy's,
 IEEE operations instead of Python's checked ones).
@@ -171,20 +171,24 @@ def charrnn_backward(
     return loops(weight_hh, head_weight, *_ids(inputs, targets), hs, p, scale_b, dh_last)
 
 
-def adagrad_step(grad: np.ndarray, sum_sq: np.ndarray, lr: float, eps: float) -> np.ndarray:
-    """Adagrad's step of one parameter: sum_sq += grad * grad (in place), then returns
-    lr * grad / sqrt(sum_sq + eps), the amount to subtract (grad and sum_sq of its shape).
+def adagrad_update(
+    param: np.ndarray, grad: np.ndarray, sum_sq: np.ndarray, lr: float, eps: float
+) -> np.ndarray:
+    """Adagrad's update of one parameter, in place: sum_sq += grad * grad, then
+    param -= lr * grad / sqrt(sum_sq + eps). Returns param (grad and sum_sq of its shape).
 
     Compiled, it is one pass instead of seven numpy calls: at the seed's size the optimizer's
     numpy calls cost as much as the fused loss's compiled loops.
     """
-    compiled = _active == "numba" and sum_sq.flags.c_contiguous and grad.dtype == sum_sq.dtype
-    if not compiled:
+    contiguous = param.flags.c_contiguous and sum_sq.flags.c_contiguous
+    if _active != "numba" or not contiguous or grad.dtype != param.dtype or sum_sq.dtype != param.dtype:
         sum_sq += grad * grad
-        return lr * grad / np.sqrt(sum_sq + eps)
-    dtype = sum_sq.dtype.type  # lr and eps in the arrays' dtype: float32 stays float32
-    step = _compiled["_adagrad_step_loop"](grad.reshape(-1), sum_sq.reshape(-1), dtype(lr), dtype(eps))
-    return step.reshape(sum_sq.shape)
+        param -= lr * grad / np.sqrt(sum_sq + eps)
+        return param
+    dtype = param.dtype.type  # lr and eps in the arrays' dtype: float32 stays float32
+    loop = _compiled["_adagrad_update_loop"]
+    loop(param.reshape(-1), grad.reshape(-1), sum_sq.reshape(-1), dtype(lr), dtype(eps))
+    return param
 
 
 def _one_dtype(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -349,14 +353,12 @@ def _charrnn_backward_loops(
     return dembed, dweight_hh, dbias, dhead_weight, dhead_bias, dh0
 
 
-def _adagrad_step_loop(grad: np.ndarray, sum_sq: np.ndarray, lr: Any, eps: Any) -> np.ndarray:
-    """`adagrad_step` over flat grad and sum_sq (N,): sum_sq updated in place, the step returned."""
-    step = np.empty_like(sum_sq)
-    for i in range(sum_sq.size):
+def _adagrad_update_loop(param: np.ndarray, grad: np.ndarray, sum_sq: np.ndarray, lr: Any, eps: Any) -> None:
+    """`adagrad_update` over flat param, grad and sum_sq (N,), in place."""
+    for i in range(param.size):
         g = grad[i]
         sum_sq[i] += g * g
-        step[i] = lr * g / np.sqrt(sum_sq[i] + eps)
-    return step
+        param[i] -= lr * g / np.sqrt(sum_sq[i] + eps)
 
 
 _LOOPS = (
@@ -365,5 +367,5 @@ _LOOPS = (
     "_rnn_backward_loops",
     "_charrnn_forward_loops",
     "_charrnn_backward_loops",
-    "_adagrad_step_loop",
+    "_adagrad_update_loop",
 )

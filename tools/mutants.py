@@ -72,9 +72,9 @@ MUTANTS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("RMSprop: (1 - alpha) dropped", "optim/rules.py", "v += (1 - alpha) * g * g", "v += g * g", OPTIM),
     (
         "Adagrad: eps outside the square root",
-        "optim/rules.py",
-        'g / np.sqrt(m + group["eps"])',
-        'g / (np.sqrt(m) + group["eps"])',
+        "kernels.py",
+        "param -= lr * grad / np.sqrt(sum_sq + eps)",
+        "param -= lr * grad / (np.sqrt(sum_sq) + eps)",
         OPTIM,
     ),
     (
@@ -115,8 +115,8 @@ MUTANTS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     (
         "GRU (fused forward, the CLI's default): r gates the input share of n",
         "reference.py",
-        "np.multiply(r_t, b_n, out=n_t)\n        n_t += x_n",
-        "np.multiply(r_t, x_n, out=n_t)\n        n_t += b_n",
+        "np.multiply(r_t, b_n_t, out=n_t)\n        n_t += x_n_t",
+        "np.multiply(r_t, x_n_t, out=n_t)\n        n_t += b_n_t",
         GRU,
     ),
     (
@@ -126,7 +126,13 @@ MUTANTS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "np.subtract(n_t, h_prev, out=h)\n        h *= z_t\n        h += h_prev",
         GRU,
     ),
-    ("GRU (fused forward, the CLI's default): bias_hh dropped", "reference.py", "b += bias\n", "\n", GRU),
+    (
+        "GRU (fused forward, the CLI's default): bias_hh of n dropped",
+        "reference.py",
+        "np.add(b[:, 2 * hidden :], bias_n, out=b_n_t)",
+        "np.copyto(b_n_t, b[:, 2 * hidden :])",
+        GRU,
+    ),
     (
         "train: clip before backward",
         "train.py",

@@ -90,8 +90,9 @@ class Adagrad(Optimizer):
         g = _l2(g, p, group)
         lr, decay = group["lr"], group["lr_decay"]
         clr = lr / (1 + (state["step"] - 1) * decay) if decay else lr  # lr / 1 is lr exactly
-        # m += g g, then the step clr g / sqrt(m + eps): `kernels` runs it compiled when asked
-        p.data -= kernels.adagrad_step(g, state["sum"], clr, group["eps"])
+        # m += g g;  p -= clr g / sqrt(m + eps), in place (compiled with kernels.use("numba"));
+        # assigning the same array back notes the change, as `p.data -= ...` does
+        p.data = kernels.adagrad_update(p.data, g, state["sum"], clr, group["eps"])
 
 
 class Adam(Optimizer):
