@@ -97,7 +97,7 @@ def gradient_norms(tape: Tape, target: Tensor) -> dict[int, float]:
     sources: list[Tensor] = []
     leaves: set[int] = set()
     for node in tape.nodes:
-        outs: Any = (node,) if node.outputs is None else [r() for r in node.outputs if r() is not None]
+        outs: Any = (node,) if node.outputs is None else node.outputs
         for o in outs:
             owners.append(node)
             sources.append(_stand_in(o))

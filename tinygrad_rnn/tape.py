@@ -181,16 +181,12 @@ class Node:
 
         `inputs` are the arrays the forward got (their shapes are shown by a Tape)."""
         self.seq = next(_counter)
-        self.out_shape: Any  # the output's shape and dtype; for several outputs, a tuple of theirs
-        self.out_dtype: Any
-        if isinstance(outputs, tuple):  # each tensor points to an Output of this node
-            # known here only weakly: a strong reference back would make a cycle, which only
-            # the garbage collector frees, late (an Output nothing holds gets no gradient)
-            self.outputs: Optional[tuple[weakref.ref[Output], ...]] = tuple(
-                [weakref.ref(Output(self, i, t)) for i, t in enumerate(outputs)]
+        self.out_shape: Any  # the output's shape; for several outputs, theirs (print and DOT)
+        if isinstance(outputs, tuple):
+            self.outputs: Optional[tuple[Output, ...]] = tuple(
+                [Output(self, i, t) for i, t in enumerate(outputs)]
             )
             self.out_shape = tuple([t._data.shape for t in outputs])
-            self.out_dtype = tuple([t._data.dtype for t in outputs])
         else:
             self.outputs = None
             outputs._node = self
@@ -233,7 +229,7 @@ class Node:
 class Output:
     """Output `index` of a multi-output node: what each of its tensors points to as its maker."""
 
-    __slots__ = ("node", "index", "out_shape", "out_dtype", "__weakref__")
+    __slots__ = ("node", "index", "out_shape", "out_dtype")
 
     def __init__(self, node: Node, index: int, tensor: Tensor) -> None:
         self.node, self.index = node, index
@@ -263,7 +259,7 @@ def _sweep(
                 node.check()
             in_grads = node.fn.backward(node, grad)
         else:  # several outputs: a gradient for each, zeros where none came
-            out_grads = _output_grads(pending, node, keep)
+            out_grads = _output_grads(pending, node.outputs, keep)
             if out_grads is None:
                 continue
             node.check()
@@ -300,25 +296,23 @@ def _collect(pending: dict[Any, Any], node: Node, in_grads: Any) -> None:
 
 
 def _output_grads(
-    pending: dict[Any, Any], node: Node, keep: frozenset[Any]
+    pending: dict[Any, Any], outputs: tuple[Output, ...], keep: frozenset[Any]
 ) -> Optional[tuple[np.ndarray, ...]]:
     """The gradients of a multi-output node's outputs (zeros where none came), or None if none came."""
-    assert node.outputs is not None
     got: list[Any] = []
-    for ref, shape, dtype in zip(node.outputs, node.out_shape, node.out_dtype):
-        o = ref()
-        g = None if o is None else pending.get(o) if o in keep else pending.pop(o, None)
-        if g is not None and g.__class__ is not np.ndarray:
-            g = grads.combine(g, shape, dtype)
+    missing = 0
+    for o in outputs:
+        g = pending.get(o) if o in keep else pending.pop(o, None)
+        if g is None:
+            missing += 1
+        elif g.__class__ is not np.ndarray:
+            g = grads.combine(g, o.out_shape, o.out_dtype)
         got.append(g)
-    if all(g is None for g in got):
+    if missing == len(got):
         return None
-    return tuple(
-        [
-            np.zeros(shape, dtype) if g is None else g
-            for g, shape, dtype in zip(got, node.out_shape, node.out_dtype)
-        ]
-    )
+    if missing:
+        got = [np.zeros(o.out_shape, o.out_dtype) if g is None else g for o, g in zip(outputs, got)]
+    return tuple(got)
 
 
 def _one_per_input(in_grads: Any, node: Node) -> tuple[Any, ...]:
