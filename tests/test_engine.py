@@ -540,6 +540,36 @@ def test_rows_picked_by_an_integer_array_get_every_pick_like_add_at(rows: int, d
         assert np.count_nonzero(table.grad.reshape(rows, -1).any(axis=1)) == len(np.unique(ids % rows))
 
 
+def test_row_picks_by_narrow_or_no_ids_and_an_inf_stay_where_add_at_puts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uint8 ids into 256 rows (byte-level text), an empty index, an inf in one picked row's
+    gradient (it must not spread to the others), and a one-hot matrix over the size cap."""
+    from tinygrad_rnn import grads
+
+    rng = np.random.default_rng(5)
+    cases = [
+        (rng.integers(0, 256, (9, 2)).astype(np.uint8), 256, np.ones),
+        (np.zeros((0,), np.int64), 7, np.ones),
+        (
+            np.array([[1, 4], [4, 0]]),
+            6,
+            lambda shape: np.where(np.arange(shape[0])[:, None, None] == 0, np.inf, 1.0),
+        ),
+    ]
+    for cap in (grads.ONEHOT_MAX, 1):
+        monkeypatch.setattr(grads, "ONEHOT_MAX", cap)
+        for ids, rows, upstream_of in cases:
+            table = leaf(rows, 3)
+            upstream = upstream_of(ids.shape + (3,)) * np.ones(ids.shape + (3,))
+            with np.errstate(invalid="ignore"):  # the loss itself: inf - inf
+                (table[ids] * upstream).sum().backward()
+            want = np.zeros((rows, 3))
+            np.add.at(want, ids, upstream)
+            assert table.grad is not None
+            np.testing.assert_array_equal(table.grad, want)
+
+
 def test_numerical_gradient_is_central_differences_and_restores_the_array() -> None:
     x = np.array([[0.5, -1.0], [2.0, 0.1]])
     before = x.copy()

@@ -101,6 +101,24 @@ def test_compiled_kernels_keep_float32_and_agree(
 
 
 @needs_numba
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_compiled_loss_refuses_ids_outside_the_vocabulary(bad: int) -> None:
+    """The loops do not check their indices: the kernels check the ids first (IndexError, as numpy's)."""
+    d = _problem(1, 3, 4, 2, 0, np.float64)
+    inputs, targets = d["ids"]
+    for which in ("inputs", "targets"):
+        ids = {"inputs": inputs.copy(), "targets": targets.copy()}
+        ids[which][1, 0] = bad
+        with kernels.using("numba"):
+            with pytest.raises(IndexError, match="outside"):
+                kernels.charrnn_forward(*d["weights"], d["h0"], ids["inputs"], ids["targets"])
+            with pytest.raises(IndexError, match="outside"):
+                kernels.charrnn_backward(
+                    d["weights"][1], d["weights"][3], ids["inputs"], ids["targets"], d["hs"], d["p"]
+                )
+
+
+@needs_numba
 def test_large_logits_stay_finite() -> None:
     """Logits of +-1e3 (log-sum-exp shifted): a finite loss and gradients, as numpy's."""
     d = _problem(2, 3, 4, 3, 0, np.float64)

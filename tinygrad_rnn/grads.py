@@ -119,13 +119,16 @@ def _scatter_add(out: np.ndarray, g: IndexedGrad) -> None:
     index = g.index
     if is_basic_index(index):
         out[index] += g.values
-    elif index.__class__ is np.ndarray and index.dtype.kind in "iu" and out.ndim > 0:
+    elif index.__class__ is np.ndarray and index.dtype.kind in "iu" and index.size and out.ndim:
         # whole rows picked by an integer array (an embedding's lookup): np.add.at is slow on them
         num = out.shape[0]
-        rows = g.values.reshape(index.size, -1)
-        out += scatter_add_rows(index.ravel() % num, rows, num).reshape(out.shape)  # % num: ids < 0
+        ids = np.mod(index.ravel(), num, dtype=np.intp)  # negative ids count from the end
+        out += scatter_add_rows(ids, g.values.reshape(index.size, -1), num).reshape(out.shape)
     else:
         np.add.at(out, index, g.values)
+
+
+ONEHOT_MAX = 1 << 22  # elements of the one-hot matrix of `scatter_add_rows` (32 MiB in float64)
 
 
 def scatter_add_rows(ids: np.ndarray, rows: np.ndarray, num: int) -> np.ndarray:
@@ -134,13 +137,16 @@ def scatter_add_rows(ids: np.ndarray, rows: np.ndarray, num: int) -> np.ndarray:
     ids (N,) in [0, num). The embedding's backward (a row used twice gets both gradients).
     For a small `num` (a character set) it is one matmul, onehot(ids).T @ rows: BLAS beats
     any scatter there (2.4x at num 65, 2048 rows of 256; 1.5x at num 128, even at 256).
-    Otherwise sorting the ids once and summing each run with reduceat beats np.add.at (up to
-    5x) from a few dozen rows on.
+    Otherwise (or when the one-hot matrix would be large) sorting the ids once and summing
+    each run with reduceat beats np.add.at (up to 5x) from a few dozen rows on.
     """
-    if num <= 128:
+    if num <= 128 and ids.size * num <= ONEHOT_MAX:
         onehot = np.zeros((ids.size, num), rows.dtype)
         onehot.ravel()[flat_positions(ids, num)] = 1
-        return onehot.T.dot(rows)
+        with np.errstate(invalid="ignore"):
+            out = onehot.T.dot(rows)
+        if np.isfinite(out).all():  # else an inf or nan in one row spread to all (0 * inf is nan)
+            return out
     order = ids.argsort(kind="stable")
     sorted_ids = ids[order]
     run_start = np.empty(sorted_ids.shape, bool)  # True where an id's run begins

@@ -28,8 +28,10 @@ How: `pip install "tinygrad-rnn[compiled]"`, then
 
 The choice is global (all threads). numba is imported at the first `use("numba")`, never by
 `import tinygrad_rnn`; each loop is compiled at its first call for each dtype (a few
-seconds), and cached on disk: in `__pycache__` next to this file, else in the user's cache
-directory (NUMBA_CACHE_DIR), else nowhere (then every process compiles again).
+seconds), and cached on disk: in NUMBA_CACHE_DIR if set, else in `__pycache__` next to
+this file, else in numba's per-user cache directory, else nowhere (then every process
+compiles again). `using` is for one thread at a time: two threads entering and leaving it
+interleaved can leave the other choice in force.
 """
 
 from __future__ import annotations
@@ -268,6 +270,14 @@ def _rnn_backward_loops(
     return dhraw, dhnext, dweight_hh
 
 
+def _check_ids(inputs: np.ndarray, targets: np.ndarray, vocab: int) -> None:
+    """IndexError unless every id is in [0, vocab): compiled loops do not check their indices."""
+    for t in range(inputs.shape[0]):
+        for b in range(inputs.shape[1]):
+            if not (0 <= inputs[t, b] < vocab and 0 <= targets[t, b] < vocab):
+                raise IndexError("kernels: an input or target id is outside [0, V)")
+
+
 def _charrnn_forward_loops(
     embed: np.ndarray,
     weight_hh: np.ndarray,
@@ -281,6 +291,7 @@ def _charrnn_forward_loops(
     """The summed cross-entropy / B, hs (T+1, B, H) and p (T*B, V), as `reference.charrnn_forward`."""
     steps, batch = inputs.shape
     vocab, hidden = head_weight.shape
+    _check_ids(inputs, targets, min(vocab, embed.shape[0]))
     xh = np.empty((steps, batch, hidden), embed.dtype)
     for t in range(steps):
         for b in range(batch):
@@ -324,6 +335,7 @@ def _charrnn_backward_loops(
     head_bias, h0, as `reference.charrnn_backward`; dh_last (B, H) joins at the last step."""
     steps, batch = inputs.shape
     vocab, hidden = head_weight.shape
+    _check_ids(inputs, targets, vocab)
     dhead_weight = np.zeros((vocab, hidden), p.dtype)
     dhead_bias = np.zeros(vocab, p.dtype)
     dhs = np.zeros((steps, batch, hidden), p.dtype)
@@ -363,6 +375,7 @@ def _adagrad_update_loop(param: np.ndarray, grad: np.ndarray, sum_sq: np.ndarray
 
 _LOOPS = (
     "_tanh",
+    "_check_ids",
     "_rnn_forward_loops",
     "_rnn_backward_loops",
     "_charrnn_forward_loops",

@@ -69,8 +69,9 @@ class Adagrad(Optimizer):
     """The seed's Adagrad: m += g g;  p -= clr g / sqrt(m + eps),  clr = lr / (1 + (t - 1) lr_decay).
 
     Unlike PyTorch's Adagrad, which divides by sqrt(m) + eps, eps is inside the square
-    root here, exactly as in the seed notebook, so training reproduces it. g includes
-    weight_decay p; lr_decay is PyTorch's.
+    root here, exactly as in the seed notebook, so training reproduces it (bit for bit with
+    numpy's kernels, the default; within an ulp with kernels.use("numba"), whose compiled pass
+    fuses multiply-adds). g includes weight_decay p; lr_decay is PyTorch's.
     """
 
     def __init__(
