@@ -75,7 +75,7 @@ class Function:
             t = x if isinstance(x, Tensor) else Tensor(x)
             arrays.append(t._data)
             edges.append(t._node if t._node is not None else (t if t.requires_grad else None))
-        record = _tape._grad_mode.enabled and any(e is not None for e in edges)  # not ==: elementwise
+        record = _tape._grad_mode.enabled and edges.count(None) < len(edges)
         node = _tape.Node(cls, tuple(edges) if record else (None,) * len(edges))  # the forward's ctx
         try:
             out = cls.forward(node, *arrays, **options)
